@@ -1,0 +1,215 @@
+"""The `btsbot` command line. Thin: each subcommand parses its arguments and calls the package."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+
+from bot import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
+
+
+def _die(msg: str, code: int) -> int:
+    print(f"btsbot: {msg}", file=sys.stderr)
+    return code
+
+
+def _load_config(args):
+    from bot.config import load_config
+
+    return load_config(getattr(args, "config", None))
+
+
+def _cache(args, cfg=None):
+    from bot.artifacts import cache_root
+
+    return cache_root(getattr(args, "cache_dir", None) or (cfg.models.cache_dir if cfg else None))
+
+
+# --- models -------------------------------------------------------------------------------------------
+
+
+def cmd_models_pull(args) -> int:
+    from bot.artifacts import load_manifest, pull
+    from bot.scoring.backends import convert_to_onnx
+
+    cfg = _load_config(args)
+    cache = _cache(args, cfg)
+    groups = ["models"] + ([] if args.no_example_data else ["example_data"])
+    arts = [a for g in groups for a in load_manifest(g)]
+    pull(arts, cache, sources=args.sources, allow_url=not args.offline, force=args.force, log=print)
+    if not args.no_convert:
+        convert_to_onnx(cache, force=args.force, log=print)
+    print(f"cache: {cache}")
+    return EXIT_OK
+
+
+def cmd_models_convert(args) -> int:
+    from bot.scoring.backends import convert_to_onnx
+
+    convert_to_onnx(_cache(args, _load_config(args)), force=args.force, log=print)
+    return EXIT_OK
+
+
+def cmd_models_status(args) -> int:
+    from bot.artifacts import ArtifactError, installed_path, load_manifest
+
+    cache = _cache(args, _load_config(args))
+    missing = 0
+    for group in ("models", "example_data"):
+        for art in load_manifest(group):
+            try:
+                print(f"ok       {art.label}: {installed_path(art, cache)}")
+            except ArtifactError as exc:
+                missing += 1
+                print(f"missing  {exc}")
+    return EXIT_OK if not missing else EXIT_FAILED
+
+
+# --- score --------------------------------------------------------------------------------------------
+
+
+def build_scorer(cfg, backend: str | None = None, cache_dir=None, drb_source: str | None = None, batch_size=None):
+    from bot.artifacts import cache_root, get_artifact
+    from bot.scoring.backends import load_backends
+    from bot.scoring.scorer import Scorer
+
+    cache = cache_root(cache_dir or cfg.models.cache_dir)
+    model, braai = load_backends(backend or cfg.models.backend, cache, threads=cfg.models.threads)
+    version = get_artifact("models", "btsbot").version
+    return Scorer(model, braai, batch_size=batch_size or cfg.models.batch_size,
+                  drb_source=drb_source or cfg.models.drb_source, model_version=version)
+
+
+def _fmt(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return value
+
+
+def cmd_score(args) -> int:
+    from bot.alert_files import find_alert_files
+    from bot.scoring.files import COLUMNS, score_paths
+
+    cfg = _load_config(args)
+    scorer = build_scorer(cfg, args.backend, args.cache_dir, args.drb_source, args.batch_size)
+    out = open(args.output, "w", newline="") if args.output else sys.stdout
+    try:
+        files = list(find_alert_files(args.alerts))
+        progress = _progress(len(files), args.progress)
+        writer = None
+        if args.format == "csv":
+            writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+            writer.writeheader()
+        for row in score_paths(scorer, files, chunk=args.chunk, on_file=progress.update):
+            d = row.as_dict()
+            if writer:
+                writer.writerow({k: _fmt(v) for k, v in d.items()})
+            else:
+                out.write(json.dumps(d) + "\n")
+        progress.close()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return EXIT_OK
+
+
+def _progress(total: int, mode: str):
+    from tqdm import tqdm
+
+    disable = {"auto": None, "on": False, "off": True}[mode]
+    if mode == "auto" and total < 50:
+        disable = True
+    return tqdm(total=total, unit="file", file=sys.stderr, disable=disable, dynamic_ncols=True)
+
+
+# --- parser -------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="btsbot", description="Autonomous scanner of the ZTF Bright Transient Survey.")
+    p.add_argument("--version", action="version", version=f"btsbot {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sp, config=True):
+        if config:
+            sp.add_argument("--config", metavar="FILE", help="YAML config merged over config/config.defaults.yaml")
+        sp.add_argument("--cache-dir", metavar="DIR", help="model cache (default: models.cache_dir, $BTSBOT_CACHE_DIR, ~/.cache/btsbot)")
+
+    models = sub.add_parser("models", help="fetch, verify and convert the model artifacts")
+    msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    pull = msub.add_parser("pull", help="fetch + verify the BTSbot model, braai and the example data; convert to ONNX")
+    common(pull)
+    pull.add_argument("--from", dest="sources", action="append", default=[], metavar="DIR",
+                      help="a directory holding the artifacts (checked before $BTSBOT_MODEL_MIRROR and the URLs)")
+    pull.add_argument("--force", action="store_true", help="fetch and convert again even if installed")
+    pull.add_argument("--offline", action="store_true", help="never download; use --from / $BTSBOT_MODEL_MIRROR only")
+    pull.add_argument("--no-convert", action="store_true", help="skip the ONNX conversion")
+    pull.add_argument("--no-example-data", action="store_true", help="models only")
+    pull.set_defaults(func=cmd_models_pull)
+    conv = msub.add_parser("convert", help="convert the installed models to ONNX (tf2onnx), cached beside them")
+    common(conv)
+    conv.add_argument("--force", action="store_true")
+    conv.set_defaults(func=cmd_models_convert)
+    status = msub.add_parser("status", help="which artifacts are installed")
+    common(status)
+    status.set_defaults(func=cmd_models_status)
+
+    score = sub.add_parser("score", help="score alert packets (.avro files and/or directories) on disk")
+    common(score)
+    score.add_argument("alerts", nargs="+", metavar="ALERTS", help=".avro files and/or directories (searched recursively)")
+    score.add_argument("--format", choices=("csv", "json"), default="csv", help="csv (default) or json (JSON lines)")
+    score.add_argument("--backend", choices=("onnx", "tensorflow"), help="default: models.backend (onnx)")
+    score.add_argument("--drb-source", choices=("braai", "alert"), help="default: models.drb_source (braai)")
+    score.add_argument("--batch-size", type=int, help="alerts per model call (default: models.batch_size)")
+    score.add_argument("--chunk", type=int, default=512, help="alerts read before scoring (bounds memory)")
+    score.add_argument("--output", "-o", metavar="FILE", help="write rows here instead of stdout")
+    score.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
+                       help="progress bar on stderr (auto: on a terminal, for 50+ files)")
+    score.set_defaults(func=cmd_score)
+
+    sim = sub.add_parser("sim", help="local stand-ins of Kowalski and SkyPortal (test/demo tools, loopback only)")
+    ssub = sim.add_subparsers(dest="sim_command", required=True, metavar="SERVICE")
+    from bot.sim import kowalski as sim_kowalski
+
+    sim_kowalski.register_cli(ssub)
+    try:
+        from bot.sim import skyportal as sim_skyportal
+
+        sim_skyportal.register_cli(ssub)
+    except ImportError:  # pragma: no cover - while the stand-in is being written
+        pass
+    return p
+
+
+def main(argv=None) -> int:
+    from bot.artifacts import ArtifactError
+    from bot.config import ConfigError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ArtifactError as exc:
+        return _die(str(exc), EXIT_MODEL)
+    except ConfigError as exc:
+        return _die(str(exc), EXIT_USAGE)
+    except KeyboardInterrupt:
+        return _die("interrupted", 130)
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

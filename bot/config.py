@@ -1,0 +1,209 @@
+"""Configuration: `config/config.defaults.yaml` merged with the user's YAML, validated at start.
+
+Every mapping forbids unknown keys, so a typo fails at start with a message naming the key. Secrets
+come from the environment (KOWALSKI_TOKEN, KOWALSKI_USERNAME/PASSWORD, FRITZ_TOKEN) when the file
+leaves them null, and are never printed (`SecretStr`).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+_REPO_DEFAULTS = Path(__file__).resolve().parent.parent / "config" / "config.defaults.yaml"
+_PACKAGED_DEFAULTS = Path(__file__).resolve().parent / "_data" / "config.defaults.yaml"
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class KowalskiConfig(_Strict):
+    protocol: Literal["http", "https"] = "https"
+    host: str = "kowalski.caltech.edu"
+    port: int = Field(443, ge=1, le=65535)
+    token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout_s: float = Field(10.0, gt=0)
+    max_time_ms: int = Field(8000, gt=0)
+    retries: int = Field(3, ge=0)
+    backoff_s: float = Field(1.0, ge=0)
+    page_size: int = Field(10000, ge=1)
+    overlap_days: float = Field(1.0, ge=0)
+    cutout_batch: int = Field(200, ge=1)
+    history_batch: int = Field(200, ge=1)
+    programids: list[int] = [1, 2]
+    prefilter: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _server_limit_below_client_timeout(self):
+        if self.max_time_ms >= self.timeout_s * 1000:
+            raise ValueError(
+                f"max_time_ms ({self.max_time_ms}) must be below timeout_s ({self.timeout_s} s) so the server aborts first"
+            )
+        return self
+
+
+class SkyPortalConfig(_Strict):
+    url: str = "https://fritz.science"
+    token: SecretStr | None = None
+    timeout_s: float = Field(10.0, gt=0)
+    rate_limit_per_s: float = Field(5.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+
+
+class StateConfig(_Strict):
+    path: str = "btsbot.sqlite"
+
+
+class ModelsConfig(_Strict):
+    cache_dir: str | None = None
+    backend: Literal["onnx", "tensorflow"] = "onnx"
+    batch_size: int = Field(256, ge=1)
+    threads: int = Field(0, ge=0)
+    drb_source: Literal["braai", "alert"] = "braai"
+
+
+class ScheduleConfig(_Strict):
+    interval_minutes: float = Field(5.0, gt=0)
+
+
+class SaveAction(_Strict):
+    group_ids: list[int] = Field(min_length=1)
+
+
+class FollowupAction(_Strict):
+    allocation_id: int
+    payload: dict[str, Any]
+    validity_days: float = Field(7.0, gt=0)
+    ignore_source_group_ids: list[int] = []
+    target_group_ids: list[int] = []
+
+
+class PolicyActions(_Strict):
+    save: SaveAction | None = None
+    comment: bool = False
+    annotate: bool = True
+    followup: FollowupAction | None = None
+
+
+class PolicyConfig(_Strict):
+    name: str = Field(min_length=1)
+    min_score: float = Field(0.5, ge=0, le=1)
+    min_alerts: int = Field(2, ge=1)
+    alert_mag_max: float = 19.0
+    peakmag_max: float | None = None
+    age_min_days: float | None = None
+    age_max_days: float | None = None
+    model_version: str = "v1.0.1"
+    actions: PolicyActions = PolicyActions()
+
+
+class Config(_Strict):
+    mode: Literal["dry-run", "live"] = "dry-run"
+    kowalski: KowalskiConfig = KowalskiConfig()
+    skyportal: SkyPortalConfig = SkyPortalConfig()
+    state: StateConfig = StateConfig()
+    models: ModelsConfig = ModelsConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    policies: list[PolicyConfig] = []
+    # where relative paths (state.path) are resolved; set by load_config, not a YAML key
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    @field_validator("policies")
+    @classmethod
+    def _unique_names(cls, policies):
+        names = [p.name for p in policies]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"policy names must be unique: {', '.join(dupes)}")
+        return policies
+
+    @property
+    def journal_path(self) -> Path:
+        p = Path(self.state.path).expanduser()
+        return p if p.is_absolute() or self.state.path == ":memory:" else self.base_dir / p
+
+    @property
+    def faintest_alert_mag(self) -> float:
+        """The faintest per-alert magnitude any policy counts: the Kowalski pre-filter's magpsf cut."""
+        return max((p.alert_mag_max for p in self.policies), default=19.0)
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "prefilter":
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping at the top level")
+    return data
+
+
+def defaults_path() -> Path:
+    return _REPO_DEFAULTS if _REPO_DEFAULTS.is_file() else _PACKAGED_DEFAULTS
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"  {key}: {msg}")
+    return f"invalid config {source}:\n" + "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: dict | None = None, env=None) -> Config:
+    """Defaults + the user's file (+ overrides), validated; secrets filled from the environment."""
+    env = os.environ if env is None else env
+    data = _read_yaml(defaults_path())
+    source = str(defaults_path())
+    base_dir = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        data = _deep_merge(data, _read_yaml(path))
+        source, base_dir = str(path), path.resolve().parent
+    if overrides:
+        data = _deep_merge(data, overrides)
+    try:
+        cfg = Config.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+    k = cfg.kowalski
+    if k.token is None and env.get("KOWALSKI_TOKEN"):
+        k.token = SecretStr(env["KOWALSKI_TOKEN"])
+    if k.username is None and env.get("KOWALSKI_USERNAME"):
+        k.username = env["KOWALSKI_USERNAME"]
+    if k.password is None and env.get("KOWALSKI_PASSWORD"):
+        k.password = SecretStr(env["KOWALSKI_PASSWORD"])
+    if cfg.skyportal.token is None and env.get("FRITZ_TOKEN"):
+        cfg.skyportal.token = SecretStr(env["FRITZ_TOKEN"])
+    return cfg
+
+
+def secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None

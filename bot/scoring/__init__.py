@@ -1,0 +1,1 @@
+"""Scoring: model backends (TensorFlow, ONNX Runtime), ONNX conversion, and the batch scorer."""

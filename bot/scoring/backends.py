@@ -1,0 +1,170 @@
+"""Model backends. TensorFlow is the reference (the SavedModel as shipped); ONNX Runtime runs the same
+model converted locally with tf2onnx. Both take batches; heavy frameworks are imported only when a
+backend of theirs is built, so the ONNX path never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from bot.artifacts import Artifact, ArtifactError, artifact_dir, get_artifact, installed_path
+
+BACKENDS = ("onnx", "tensorflow")
+ONNX_FILE = "model.onnx"
+
+
+def onnx_path(art: Artifact, cache: Path) -> Path:
+    return artifact_dir(art, cache) / ONNX_FILE
+
+
+def _silence_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+class TensorFlowBTSbot:
+    """BTSbot through the SavedModel's serving signature (what the Keras-2 model computes)."""
+
+    backend = "tensorflow"
+
+    def __init__(self, saved_model_dir: Path):
+        _silence_tensorflow()
+        import tensorflow as tf
+
+        self._tf = tf
+        try:
+            self._loaded = tf.saved_model.load(str(saved_model_dir))  # keeps the variables alive
+            self._fn = self._loaded.signatures["serving_default"]
+        except Exception as exc:
+            raise ArtifactError(
+                f"cannot load the BTSbot SavedModel at {saved_model_dir} ({type(exc).__name__}: {exc}); "
+                "run `btsbot models pull --force`"
+            ) from None
+
+    def predict(self, triplets: np.ndarray, features: np.ndarray) -> np.ndarray:
+        tf = self._tf
+        out = self._fn(triplet=tf.constant(triplets, tf.float32), metadata=tf.constant(features, tf.float32))
+        return out["fc_out"].numpy()[:, 0].astype(np.float64)
+
+
+class TensorFlowBraai:
+    backend = "tensorflow"
+
+    def __init__(self, h5_path: Path):
+        _silence_tensorflow()
+        import tf_keras
+
+        try:
+            self._model = tf_keras.models.load_model(str(h5_path), compile=False)
+        except Exception as exc:
+            raise ArtifactError(
+                f"cannot load braai from {h5_path} ({type(exc).__name__}: {exc}); run `btsbot models pull --force`"
+            ) from None
+
+    def predict(self, triplets: np.ndarray) -> np.ndarray:
+        return self._model(triplets, training=False).numpy()[:, 0].astype(np.float64)
+
+
+class _OnnxModel:
+    backend = "onnx"
+
+    def __init__(self, path: Path, threads: int = 0):
+        import onnxruntime as ort
+
+        if not path.is_file():
+            raise ArtifactError(f"{path} is missing: run `btsbot models convert` (or `btsbot models pull`)")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ArtifactError(f"cannot load {path} ({exc}); run `btsbot models convert --force`") from None
+        self._inputs = [i.name for i in self._session.get_inputs()]
+
+
+class OnnxBTSbot(_OnnxModel):
+    def predict(self, triplets: np.ndarray, features: np.ndarray) -> np.ndarray:
+        feeds = {"triplet": np.ascontiguousarray(triplets, np.float32), "metadata": np.ascontiguousarray(features, np.float32)}
+        return self._session.run(None, feeds)[0][:, 0].astype(np.float64)
+
+
+class OnnxBraai(_OnnxModel):
+    def predict(self, triplets: np.ndarray) -> np.ndarray:
+        feeds = {self._inputs[0]: np.ascontiguousarray(triplets, np.float32)}
+        return self._session.run(None, feeds)[0][:, 0].astype(np.float64)
+
+
+def load_backends(backend: str, cache: Path, threads: int = 0):
+    """(btsbot model, braai model) for a backend name; raises ArtifactError naming what to run."""
+    btsbot_art, braai_art = get_artifact("models", "btsbot"), get_artifact("models", "braai")
+    saved_model, h5 = installed_path(btsbot_art, cache), installed_path(braai_art, cache)
+    if backend == "tensorflow":
+        return TensorFlowBTSbot(saved_model), TensorFlowBraai(h5)
+    if backend == "onnx":
+        for art in (btsbot_art, braai_art):
+            check_conversion(art, cache)
+        return OnnxBTSbot(onnx_path(btsbot_art, cache), threads), OnnxBraai(onnx_path(braai_art, cache), threads)
+    raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def check_conversion(art: Artifact, cache: Path) -> None:
+    """The ONNX file must come from the installed artifact (its sha256 is recorded at conversion)."""
+    path = onnx_path(art, cache)
+    meta = path.with_suffix(".json")
+    try:
+        source = json.loads(meta.read_text()).get("source_sha256")
+    except (OSError, ValueError):
+        source = None
+    if not path.is_file() or source != art.sha256:
+        raise ArtifactError(f"no ONNX conversion of {art.label} in {path.parent}: run `btsbot models convert`")
+
+
+def convert_to_onnx(cache: Path, force: bool = False, opset: int = 17, log=lambda msg: None) -> list[Path]:
+    """Convert the installed BTSbot SavedModel and braai h5 to ONNX with tf2onnx, beside them in the cache."""
+    out = []
+    for name in ("btsbot", "braai"):
+        art = get_artifact("models", name)
+        source = installed_path(art, cache)
+        dest = onnx_path(art, cache)
+        if not force:
+            try:
+                check_conversion(art, cache)
+                log(f"{art.label}: ONNX conversion up to date")
+                out.append(dest)
+                continue
+            except ArtifactError:
+                pass
+        _silence_tensorflow()
+        import tensorflow as tf
+        import tf2onnx
+
+        tmp = dest.with_suffix(".onnx.tmp")
+        if name == "btsbot":
+            loaded = tf.saved_model.load(str(source))  # must stay referenced while tracing
+            fn = loaded.signatures["serving_default"]
+            spec = (
+                tf.TensorSpec((None, 63, 63, 3), tf.float32, name="triplet"),
+                tf.TensorSpec((None, 25), tf.float32, name="metadata"),
+            )
+
+            @tf.function(input_signature=spec)
+            def serving(triplet, metadata):
+                return fn(triplet=triplet, metadata=metadata)
+
+            tf2onnx.convert.from_function(serving, input_signature=spec, opset=opset, output_path=str(tmp))
+        else:
+            import tf_keras
+
+            model = tf_keras.models.load_model(str(source), compile=False)
+            tf2onnx.convert.from_keras(model, opset=opset, output_path=str(tmp))
+        tmp.replace(dest)
+        dest.with_suffix(".json").write_text(
+            json.dumps({"source_sha256": art.sha256, "tf2onnx": tf2onnx.__version__, "opset": opset})
+        )
+        log(f"{art.label}: converted to {dest}")
+        out.append(dest)
+    return out

@@ -1,0 +1,119 @@
+"""The batch scorer: alert documents -> triplets + features -> braai (new_drb) -> BTSbot score.
+
+Alerts are plain dicts with the fields of a ZTF avro packet / Kowalski document (`objectId`, `candid`,
+`candidate`, the three cutouts, optionally `prv_candidates`). The history used for the derived features
+is the alert's own packet history unless the caller supplies one (the daemon: history from Kowalski).
+Every alert gets a result; one that cannot be scored gets `status = "unscorable: <reason>"`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from bot.core.features import FEATURES, alert_drb, feature_matrix, packet_history
+from bot.core.triplets import make_triplets
+
+DRB_SOURCES = ("braai", "alert")
+
+
+@dataclass
+class ScoreResult:
+    objectId: str | None
+    candid: int | None
+    jd: float | None
+    score: float | None
+    status: str
+    magpsf: float | None = None
+    features: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def _identity(alert) -> tuple[str | None, int | None, float | None, str | None, dict]:
+    if not isinstance(alert, dict):
+        return None, None, None, "alert is not a record", {}
+    cand = alert.get("candidate")
+    cand = cand if isinstance(cand, dict) else {}
+    oid = alert.get("objectId")
+    candid = alert.get("candid", cand.get("candid"))
+    jd = cand.get("jd")
+    err = None
+    if not cand:
+        err = "alert has no candidate"
+    elif not isinstance(oid, str) or not oid:
+        err = "missing objectId"
+    elif candid is None:
+        err = "missing candid"
+    elif jd is None:
+        err = "candidate.jd is null"
+    return oid if isinstance(oid, str) else None, int(candid) if candid is not None else None, jd, err, cand
+
+
+def _batches(n: int, size: int) -> Iterable[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+class Scorer:
+    """Scores batches of alerts with one BTSbot model and one braai model (same backend or not)."""
+
+    def __init__(self, model, braai, batch_size: int = 256, drb_source: str = "braai", model_version: str = "v1.0.1"):
+        if drb_source not in DRB_SOURCES:
+            raise ValueError(f"drb_source must be one of {DRB_SOURCES}, not {drb_source!r}")
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.model, self.braai = model, braai
+        self.batch_size, self.drb_source, self.model_version = batch_size, drb_source, model_version
+
+    def prepare(self, alerts: Sequence[dict], histories: Sequence[Iterable[dict]] | None = None):
+        """Everything but the BTSbot model: (triplets, features, results with status set)."""
+        ids = [_identity(a) for a in alerts]
+        results = [ScoreResult(oid, candid, jd, None, "ok" if err is None else f"unscorable: {err}",
+                               magpsf=cand.get("magpsf")) for oid, candid, jd, err, cand in ids]
+        good = [i for i, r in enumerate(results) if r.ok]
+        triplets, trip_err = make_triplets([alerts[i] for i in good])
+        for j, err in enumerate(trip_err):
+            if err:
+                results[good[j]].status = f"unscorable: {err}"
+        keep = [j for j, err in enumerate(trip_err) if err is None]
+        good = [good[j] for j in keep]
+        triplets = triplets[keep]
+        cands = [ids[i][4] for i in good]
+        drbs = self._drbs(triplets, cands)
+        hists = [packet_history(alerts[i]) if histories is None else histories[i] for i in good]
+        feats, feat_err = feature_matrix(cands, hists, drbs)
+        for j, err in enumerate(feat_err):
+            i = good[j]
+            if err:
+                results[i].status = f"unscorable: {err}"
+            else:
+                results[i].features = dict(zip(FEATURES, map(float, feats[j])))
+        keep = [j for j, err in enumerate(feat_err) if err is None]
+        return triplets[keep], feats[keep], [results[good[j]] for j in keep], results
+
+    def _drbs(self, triplets: np.ndarray, cands: list[dict]) -> list[float | None]:
+        if self.drb_source == "alert":
+            return [alert_drb(c) for c in cands]
+        out = np.empty(len(triplets))
+        for s in _batches(len(triplets), self.batch_size):
+            out[s] = self.braai.predict(triplets[s])
+        return out.tolist()
+
+    def predict(self, triplets: np.ndarray, features: np.ndarray) -> np.ndarray:
+        out = np.empty(len(triplets))
+        for s in _batches(len(triplets), self.batch_size):
+            out[s] = self.model.predict(triplets[s], features[s])
+        return out
+
+    def score(self, alerts: Sequence[dict], histories: Sequence[Iterable[dict]] | None = None) -> list[ScoreResult]:
+        """One ScoreResult per alert, in input order."""
+        triplets, feats, scorable, results = self.prepare(alerts, histories)
+        if scorable:
+            for r, s in zip(scorable, self.predict(triplets, feats)):
+                r.score = float(s)
+        return results

@@ -1,0 +1,100 @@
+"""Fault injection shared by the local Kowalski and SkyPortal stand-ins. All faults are off by default.
+
+Two ways to inject:
+- rates (`error_rate`, `throttle_rate`, `timeout_rate`, `latency_s`): random, seeded, for soak-style tests;
+- a script: `Faults.push("500", "429", "timeout_after", ...)` queues faults for the next requests
+  (optionally only requests whose "METHOD /path" starts with `match`), for exact tests.
+
+Fault kinds:
+- "500" / "502" / "503" / any status as a string: answer that status without processing the request;
+- "429": answer 429 with `Retry-After` (seconds) without processing;
+- "timeout": hang `hang_s` before processing (the client times out; the request is never processed if the
+  client gave up -- the server still processes it afterwards, like a slow server would);
+- "timeout_after": process the request (commit its effects) then hang `hang_s` before answering;
+- "html": answer `status` with an HTML body (what nginx sends for 429/502/504).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Fault:
+    kind: str  # "status", "429", "timeout", "timeout_after", "html"
+    status: int = 200
+    retry_after_s: float = 1.0
+    hang_s: float = 0.0
+
+
+@dataclass
+class Faults:
+    latency_s: float = 0.0
+    error_rate: float = 0.0
+    error_statuses: tuple[int, ...] = (500, 503)
+    throttle_rate: float = 0.0
+    retry_after_s: float = 1.0
+    timeout_rate: float = 0.0
+    hang_s: float = 30.0
+    seed: int | None = None
+    _rng: random.Random = field(init=False, repr=False)
+    _script: deque = field(init=False, repr=False)
+    _lock: threading.Lock = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._script = deque()
+        self._lock = threading.Lock()
+
+    def push(self, *kinds: str, match: str | None = None) -> None:
+        """Queue faults for the next requests (those whose 'METHOD /path' starts with `match`)."""
+        with self._lock:
+            for k in kinds:
+                self._script.append((k, match))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._script.clear()
+        self.latency_s = self.error_rate = self.throttle_rate = self.timeout_rate = 0.0
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._script)
+
+    def _from_kind(self, kind: str) -> Fault:
+        if kind == "429":
+            return Fault("429", status=429, retry_after_s=self.retry_after_s)
+        if kind in ("timeout", "timeout_after"):
+            return Fault(kind, hang_s=self.hang_s)
+        if kind.startswith("html"):
+            status = int(kind.split(":", 1)[1]) if ":" in kind else 502
+            return Fault("html", status=status)
+        return Fault("status", status=int(kind))
+
+    def decide(self, method: str, path: str) -> Fault | None:
+        """The fault for this request, or None. Called once per request by the servers."""
+        key = f"{method.upper()} {path}"
+        with self._lock:
+            for i, (kind, match) in enumerate(self._script):
+                if match is None or key.startswith(match):
+                    del self._script[i]
+                    return self._from_kind(kind)
+            r = self._rng.random()
+        if r < self.error_rate:
+            return Fault("status", status=self._rng.choice(self.error_statuses))
+        r -= self.error_rate
+        if r < self.throttle_rate:
+            return Fault("429", status=429, retry_after_s=self.retry_after_s)
+        r -= self.throttle_rate
+        if r < self.timeout_rate:
+            return Fault("timeout", hang_s=self.hang_s)
+        return None
+
+
+HTML_ERROR = (
+    "<html>\r\n<head><title>{status} Error</title></head>\r\n<body>\r\n<center><h1>{status} Error</h1></center>\r\n"
+    "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
