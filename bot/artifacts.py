@@ -104,6 +104,7 @@ def installed_path(art: Artifact, cache: Path) -> Path:
     marker = d / "installed.json"
     target = d / (art.member or art.file)
     hint = f"run `btsbot models pull` (cache: {cache})"
+    force_hint = f"run `btsbot models pull --force` (cache: {cache})"
     if not marker.is_file():
         raise ArtifactError(f"{art.label} is not installed: {hint}")
     try:
@@ -111,9 +112,9 @@ def installed_path(art: Artifact, cache: Path) -> Path:
     except ValueError:
         recorded = None
     if recorded != art.sha256:
-        raise ArtifactError(f"{art.label} in {d} does not match the manifest's sha256: {hint} --force")
+        raise ArtifactError(f"{art.label} in {d} does not match the manifest's sha256: {force_hint}")
     if not target.exists():
-        raise ArtifactError(f"{art.label}: {target} is missing from the cache: {hint} --force")
+        raise ArtifactError(f"{art.label}: {target} is missing from the cache: {force_hint}")
     return target
 
 

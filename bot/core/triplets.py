@@ -81,16 +81,18 @@ def _fast_fits_image(raw: bytes) -> np.ndarray | None:
 
 
 def _astropy_fits_image(raw: bytes) -> np.ndarray:
+    import warnings
+
     from astropy.io import fits  # imported lazily: the fast path covers ZTF's cutouts
 
     try:
-        with fits.open(io.BytesIO(raw), memmap=False, ignore_missing_simple=True) as hdul:
-            for hdu in hdul:
-                if hdu.data is not None:
-                    data = np.asarray(hdu.data)
-                    break
-            else:
-                raise CutoutError("FITS file holds no image")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # astropy warns about the non-standard files it then refuses
+            with fits.open(io.BytesIO(raw), memmap=False, ignore_missing_simple=True) as hdul:
+                images = [np.asarray(hdu.data) for hdu in hdul if hdu.data is not None]
+        if not images:
+            raise CutoutError("FITS file holds no image")
+        data = images[0]
     except CutoutError:
         raise
     except Exception as exc:

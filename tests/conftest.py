@@ -1,0 +1,100 @@
+"""Shared fixtures. Reference data is read in place from ../shared (never copied, never downloaded);
+the models are pulled from the ../shared mirror into one session cache and loaded once per backend."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # test helpers (avro_packets)
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.fail(f"reference data missing: {path} (tests read ../shared from the repository root)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    return _require(SHARED)
+
+
+@pytest.fixture(scope="session")
+def alerts_dir(shared) -> Path:
+    return _require(shared / "alerts" / "ztf")
+
+
+@pytest.fixture(scope="session")
+def real_alerts(alerts_dir) -> list[dict]:
+    from bot.alert_files import iter_alert_files
+
+    alerts = [a for f in iter_alert_files([alerts_dir]) for a in f.alerts]
+    assert len(alerts) == 36
+    return alerts
+
+
+@pytest.fixture(scope="session")
+def ztf_schema(shared):
+    from avro_packets import ztf_schema
+
+    return ztf_schema(_require(shared / "schemas" / "ztf"))
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory, shared) -> Path:
+    """Models + example data pulled from the ../shared mirror (no network) and converted to ONNX, once."""
+    from bot.artifacts import load_manifest, pull
+    from bot.scoring.backends import convert_to_onnx
+
+    cache = tmp_path_factory.mktemp("btsbot-cache")
+    arts = load_manifest("models") + load_manifest("example_data")
+    pull(arts, cache, sources=[shared / "models", shared / "example_data"], allow_url=False)
+    convert_to_onnx(cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def example(model_cache):
+    """(rows, triplets) of the seed README's example, from the pulled example data."""
+    from bot.artifacts import get_artifact, installed_path
+    from bot.sim.example_night import read_example
+
+    return read_example(installed_path(get_artifact("example_data", "usage_candidates"), model_cache),
+                        installed_path(get_artifact("example_data", "usage_triplets"), model_cache))
+
+
+@pytest.fixture(scope="session")
+def example_packets(example):
+    from bot.sim.example_night import example_packets
+
+    return example_packets(*example)
+
+
+_backends: dict = {}
+
+
+@pytest.fixture(scope="session", params=["onnx", "tensorflow"])
+def backend_models(request, model_cache):
+    """(backend name, btsbot model, braai model), loaded once per backend for the whole session."""
+    from bot.scoring.backends import load_backends
+
+    if request.param not in _backends:
+        _backends[request.param] = load_backends(request.param, model_cache)
+    return (request.param, *_backends[request.param])
+
+
+@pytest.fixture(scope="session")
+def onnx_scorer(model_cache):
+    from bot.scoring.backends import load_backends
+    from bot.scoring.scorer import Scorer
+
+    if "onnx" not in _backends:
+        _backends["onnx"] = load_backends("onnx", model_cache)
+    return Scorer(*_backends["onnx"])
