@@ -1,0 +1,124 @@
+"""Scoring throughput on this machine: preprocessing, the model, end to end, cold start, peak memory.
+
+    python benchmarks/bench_score.py [--n 2000] [--cache-dir DIR] [--shared ../shared]
+
+Inputs are the 36 real alerts in ../shared/alerts/ztf, replicated with new candids to --n files.
+Models must be pulled first (`btsbot models pull`). Prints a Markdown table for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bot.alert_files import iter_alert_files  # noqa: E402
+from bot.artifacts import cache_root  # noqa: E402
+from bot.core.features import feature_matrix, packet_history  # noqa: E402
+from bot.core.triplets import make_triplets  # noqa: E402
+from bot.scoring.backends import load_backends  # noqa: E402
+
+
+def rate(n, seconds):
+    return f"{n / seconds:,.0f}"
+
+
+def timed(fn, repeat=3):
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def replicate(alerts, n):
+    out = []
+    for i in range(n):
+        a = copy.copy(alerts[i % len(alerts)])
+        a["candid"] = a["candid"] + 10**6 * (i // len(alerts) + 1)
+        out.append(a)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--cache-dir")
+    ap.add_argument("--shared", default=str(REPO.parent / "shared"))
+    args = ap.parse_args()
+    cache = cache_root(args.cache_dir)
+    src = Path(args.shared) / "alerts" / "ztf"
+    files = [f for f in iter_alert_files([src])]
+    alerts = [a for f in files for a in f.alerts]
+    batch = replicate(alerts, args.n)
+    rows = []
+
+    t_trip = timed(lambda: make_triplets(batch), 1)
+    triplets, _ = make_triplets(batch)
+    hists = [packet_history(a) for a in batch]
+    cands = [a["candidate"] for a in batch]
+    t_feat = timed(lambda: feature_matrix(cands, hists, [0.9] * len(batch)), 1)
+    feats, _ = feature_matrix(cands, hists, [0.9] * len(batch))
+    rows.append(("decode + triplets (gunzip, FITS, mask, norm)", "-", "-", rate(len(batch), t_trip)))
+    rows.append(("features (25, history-derived)", "-", "-", rate(len(batch), t_feat)))
+
+    for backend in ("onnx", "tensorflow"):
+        model, braai = load_backends(backend, cache)
+        t_braai = timed(lambda: [braai.predict(triplets[i : i + 256]) for i in range(0, len(batch), 256)], 1)
+        rows.append((f"braai (new_drb), batch 256", backend, "256", rate(len(batch), t_braai)))
+        rows.append(("preprocessing total (triplets + features + braai)", backend, "256",
+                     rate(len(batch), t_trip + t_feat + t_braai)))
+        for bs in (1, 64, 512):
+            m = min(len(batch), 256 if bs == 1 else len(batch))
+            model.predict(triplets[:bs], feats[:bs].astype(np.float32))  # warm-up
+            t = timed(lambda: [model.predict(triplets[i : i + bs], feats[i : i + bs]) for i in range(0, m, bs)], 2)
+            rows.append(("BTSbot model alone", backend, str(bs), rate(m, t)))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        # the real files, copied n/36 times under new names (their content is read as is)
+        raw = [(f.path, Path(f.path).read_bytes()) for f in files]
+        for i in range(args.n):
+            path, data = raw[i % len(raw)]
+            (tmp / f"{i:05d}_{Path(path).name}").write_bytes(data)
+        for backend in ("onnx", "tensorflow"):
+            cmd = [sys.executable, "-m", "bot", "score", str(tmp), "--backend", backend, "--progress", "off",
+                   "-o", str(tmp.parent / f"out-{backend}.csv")] + (["--cache-dir", str(cache)])
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, cwd=REPO)
+            dt = time.perf_counter() - t
+            rows.append((f"end to end `btsbot score` over {args.n} files (process start included)", backend, "256",
+                         rate(args.n, dt)))
+        one = str(tmp / sorted(os.listdir(tmp))[0])
+        colds = []
+        for _ in range(3):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "bot", "score", one, "--cache-dir", str(cache), "-o", os.devnull],
+                           check=True, cwd=REPO)
+            colds.append(time.perf_counter() - t)
+        rows.append(("cold start: `btsbot score` on one alert (s)", "onnx", "-", f"{min(colds):.2f} s"))
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"\n{len(batch)} alerts, {os.cpu_count()} cores\n")
+    print("| stage | backend | batch | alerts/s |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    print(f"\npeak RSS of the `btsbot score` processes: {peak:,.0f} MiB")
+    print(f"peak RSS of this benchmark process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

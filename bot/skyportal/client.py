@@ -1,0 +1,762 @@
+"""The bot's SkyPortal (Fritz) client: HTTP transport plus one method per endpoint it uses.
+
+The contract is ``shared/reference/skyportal-api.md`` (cited below as SP <section>):
+
+- ``Authorization: token <token>`` on every call (SP 0.1); the token never appears in logs,
+  exceptions, reprs or returned data.
+- Envelope ``{"status": "success"|"error", "data", "message"}`` (SP 0.2); 429/502/503/504 bodies
+  may be nginx HTML (SP 0.5), so bodies are parsed defensively.
+- Client-side token bucket (Fritz's nginx allows 5 r/s per token, SP 0.5).
+- Retries with exponential backoff only for idempotent calls (GET, PUT, POST /api/sources, POST
+  comments and annotations, which the server dedupes or makes unique) on connection
+  errors/timeouts and 429/500/502/503/504, honouring ``Retry-After`` on 429/503.
+  ``POST /api/followup_request`` is never retried (SP 7.2): its outcome is reported instead.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import quote
+
+import requests
+
+from bot.skyportal.errors import SkyPortalError
+
+__all__ = [
+    "FollowupResult",
+    "RateLimiter",
+    "SaveResult",
+    "SkyPortalClient",
+    "SkyPortalError",
+]
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+FOLLOWUP_PAGE_SIZE = 1000  # SP 3.3: numPerPage max 1000
+REQUIRED_ACLS = ("Upload data", "Comment", "Annotate")  # SP 0.1
+_OBJ_ID_RE = re.compile(r"^[a-zA-Z0-9_\-;:+.]+$")  # SP 1.1
+_ORIGIN_RE = re.compile(r"^\w+")  # SP 2.2
+
+
+# ------------------------------------------------------------------------------------------------
+# results
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SaveResult:
+    """Outcome of :meth:`SkyPortalClient.save_source`, per requested group id.
+
+    saved: newly saved (active) by this call; pending: landed as a pending invitation
+    (``requested`` and not active), i.e. NOT saved; already: was already actively saved before the
+    call (nothing posted for it); missing: the server answered success but the group does not list
+    the source afterwards (should not happen; treat as not saved).
+    """
+
+    saved: list[int]
+    pending: list[int]
+    already: list[int]
+    missing: list[int] = field(default_factory=list)
+
+
+FollowupOutcome = Literal["posted", "ignored", "rejected", "failed", "unknown"]
+
+
+@dataclass(frozen=True)
+class FollowupResult:
+    """Outcome of ONE ``POST /api/followup_request`` (never retried).
+
+    outcome:
+      - "posted": HTTP 200, a request row was created (``request_id``) and not rejected;
+      - "ignored": HTTP 200 ``ignored: true`` — a constraint blocked it (``message`` says which);
+      - "rejected": HTTP 200 with ``request_status`` "rejected: ..." — the facility refused it; a row
+        with that status exists (``request_id``);
+      - "failed": HTTP 4xx — refused; for a facility exception a committed row with status
+        "failed to submit: ..." may nevertheless exist (SP 3.1);
+      - "unknown": timeout, connection error, 5xx, 429 or an unreadable body — the request may or
+        may not have been created: list the source's requests again before deciding; never re-POST
+        blindly.
+    status: the request's status when known ("submitted", "rejected: ...").
+    http_status: the HTTP status, None if no response arrived.
+    response: the decoded JSON envelope when there was one (never contains the token).
+    """
+
+    outcome: FollowupOutcome
+    request_id: int | None
+    status: str | None
+    message: str | None
+    response: dict | None
+    http_status: int | None = None
+
+
+# ------------------------------------------------------------------------------------------------
+# rate limiting
+# ------------------------------------------------------------------------------------------------
+class RateLimiter:
+    """Thread-safe token bucket: ``rate`` requests per second, at most ``burst`` back to back.
+
+    Each ``acquire()`` reserves a slot under the lock and sleeps (outside the lock) until it is due,
+    so concurrent callers are spaced ``1/rate`` apart once the burst is spent. ``rate`` <= 0 or None
+    disables limiting.
+    """
+
+    def __init__(
+        self,
+        rate: float | None,
+        burst: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = float(rate) if rate else 0.0
+        self.burst = max(1, int(burst))
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = float(self.burst)
+        self._last = clock()
+
+    def acquire(self) -> float:
+        """Take one slot; returns the seconds waited."""
+        if self.rate <= 0:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            elapsed = max(0.0, now - self._last)
+            self._last = now
+            self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
+            self._tokens -= 1.0
+            wait = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+# ------------------------------------------------------------------------------------------------
+# client
+# ------------------------------------------------------------------------------------------------
+class _Response:
+    """A decoded HTTP answer: status, JSON envelope (or None) and a short text for errors."""
+
+    __slots__ = ("status", "envelope", "text", "retry_after")
+
+    def __init__(self, status: int, envelope: dict | None, text: str, retry_after: float | None):
+        self.status = status
+        self.envelope = envelope
+        self.text = text
+        self.retry_after = retry_after
+
+
+class SkyPortalClient:
+    """SkyPortal/Fritz REST client for the bot. See the module docstring for the transport rules."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        timeout_s: float = 10.0,
+        rate_limit_per_s: float | None = 5.0,
+        max_retries: int = 4,
+        backoff_s: float = 1.0,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        rate_limit_burst: int = 2,
+        followup_timeout_s: float = 30.0,
+        max_backoff_s: float = 60.0,
+        max_retry_after_s: float = 120.0,
+    ) -> None:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError("SkyPortal url must start with http:// or https://")
+        if not isinstance(token, str) or not token.strip():
+            raise ValueError("SkyPortal token is empty")
+        if any(c.isspace() for c in token.strip()):
+            raise ValueError("SkyPortal token must not contain whitespace")
+        if "token" in token:
+            # SkyPortal strips the word with header.replace("token", "") (SP 0.1): it could never match
+            raise ValueError("a SkyPortal token containing the word 'token' cannot authenticate")
+        self.url = url.rstrip("/")
+        self.__token = token.strip()
+        self.timeout_s = float(timeout_s)
+        self.followup_timeout_s = float(followup_timeout_s)
+        self.max_retries = max(0, int(max_retries))
+        self.backoff_s = max(0.0, float(backoff_s))
+        self.max_backoff_s = float(max_backoff_s)
+        self.max_retry_after_s = float(max_retry_after_s)
+        self._session = session if session is not None else requests.Session()
+        self._sleep = sleep
+        self._clock = clock
+        self._limiter = RateLimiter(rate_limit_per_s, rate_limit_burst, clock=clock, sleep=sleep)
+        self._profile_cache: dict | None = None
+        self._token_acls_cache: set[str] | None = None
+        self._token_acls_known = False
+
+    # -- hygiene ---------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"SkyPortalClient(url={self.url!r}, token=<redacted>)"
+
+    __str__ = __repr__
+
+    def __getstate__(self):
+        raise TypeError("SkyPortalClient holds a secret token and cannot be pickled")
+
+    def _redact(self, text: Any) -> str:
+        s = str(text)
+        tok = self.__token
+        if tok and tok in s:
+            s = s.replace(tok, "<redacted>")
+        return s
+
+    def _scrub(self, obj: Any) -> Any:
+        """Deep copy of decoded JSON with any occurrence of the token replaced."""
+        if isinstance(obj, dict):
+            return {k: self._scrub(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [self._scrub(v) for v in obj]
+        if isinstance(obj, str):
+            return self._redact(obj)
+        return obj
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> SkyPortalClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- transport -------------------------------------------------------------------------------
+    def _send(self, method: str, path: str, params: Mapping | None, body: Any, timeout: float) -> _Response:
+        """One HTTP exchange (rate limited). Raises requests exceptions on transport failures."""
+        self._limiter.acquire()
+        headers = {"Authorization": f"token {self.__token}", "Accept": "application/json"}
+        t0 = time.monotonic()
+        resp = self._session.request(
+            method,
+            self.url + path,
+            params=params,
+            json=body if body is not None else None,
+            headers=headers,
+            timeout=timeout,
+        )
+        try:
+            status = resp.status_code
+            raw = resp.text or ""
+            envelope: dict | None = None
+            try:
+                parsed = resp.json()
+                envelope = parsed if isinstance(parsed, dict) else None
+            except ValueError:
+                envelope = None
+            retry_after = _parse_retry_after(resp.headers.get("Retry-After"))
+        finally:
+            resp.close()
+        log.debug("%s %s -> %s in %.3fs", method, path, status, time.monotonic() - t0)
+        return _Response(status, envelope, raw, retry_after)
+
+    def _error_text(self, r: _Response) -> str:
+        if r.envelope is not None:
+            msg = r.envelope.get("message")
+            if msg:
+                return self._redact(msg)
+            return self._redact(f"status={r.envelope.get('status')!r}")
+        return self._redact(_describe_non_json(r.status, r.text))
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping | None = None,
+        body: Any = None,
+        retry: bool,
+    ) -> Any:
+        """Send with retries (if ``retry``) and return the envelope's ``data``; raise SkyPortalError."""
+        attempts = 1 + (self.max_retries if retry else 0)
+        last_err: SkyPortalError | None = None
+        for attempt in range(attempts):
+            wait: float | None = None
+            try:
+                r = self._send(method, path, params, body, self.timeout_s)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                last_err = SkyPortalError(
+                    None,
+                    self._redact(f"{type(exc).__name__}: {exc}"),
+                    method,
+                    path,
+                    transient=True,
+                )
+            except requests.RequestException as exc:
+                raise SkyPortalError(
+                    None, self._redact(f"{type(exc).__name__}: {exc}"), method, path, transient=False
+                ) from None
+            else:
+                if r.status == 200 and r.envelope is not None and r.envelope.get("status") == "success":
+                    return self._scrub(r.envelope.get("data"))
+                if r.status == 200 and r.envelope is None:
+                    # a 200 that is not JSON: a proxy page, not SkyPortal
+                    last_err = SkyPortalError(
+                        200, self._error_text(r), method, path, transient=True
+                    )
+                else:
+                    msg = self._error_text(r)
+                    if r.status == 401:
+                        msg = f"the SkyPortal token was refused or lacks an ACL (HTTP 401): {msg}"
+                    err = SkyPortalError(
+                        r.status, msg, method, path, data=self._scrub(r.envelope)
+                    )
+                    if r.status not in RETRY_STATUSES:
+                        raise err
+                    last_err = err
+                    if r.status in RETRY_AFTER_STATUSES and r.retry_after is not None:
+                        wait = min(r.retry_after, self.max_retry_after_s)
+            if attempt + 1 >= attempts:
+                break
+            if wait is None:
+                wait = min(self.backoff_s * (2**attempt), self.max_backoff_s)
+            log.warning(
+                "SkyPortal %s %s failed (%s); retry %d/%d in %.1fs",
+                method, path, last_err.message if last_err else "?", attempt + 1, attempts - 1, wait,
+            )
+            if wait > 0:
+                self._sleep(wait)
+        assert last_err is not None
+        if retry and attempts > 1:
+            last_err.message = f"{last_err.message} (after {attempts} attempts)"
+            last_err.args = (str(last_err),)
+        raise last_err
+
+    def _get(self, path: str, params: Mapping | None = None) -> Any:
+        return self._request("GET", path, params=params, retry=True)
+
+    # -- token and configuration -----------------------------------------------------------------
+    def profile(self) -> dict:
+        """``GET /api/internal/profile`` (SP 4.6): the token's user; 401 means the token is invalid.
+
+        Returned token ids are removed (a token's id IS its secret value); the entry for this client's
+        token gets ``"this_token": True``.
+        """
+        try:
+            data = self._request("GET", "/api/internal/profile", retry=True)
+        except SkyPortalError as e:
+            if e.status == 401:
+                raise SkyPortalError(
+                    401,
+                    "SkyPortal refused the API token (HTTP 401 on /api/internal/profile): check the "
+                    "token value and the 'Authorization: token <token>' form",
+                    e.method,
+                    e.path,
+                    transient=False,
+                ) from None
+            raise
+        if not isinstance(data, dict):
+            raise SkyPortalError(200, "profile data is not an object", "GET", "/api/internal/profile")
+        acls: set[str] | None = None
+        tokens_out = []
+        for t in data.get("tokens") or []:
+            if not isinstance(t, dict):
+                continue
+            t = dict(t)
+            tid = t.pop("id", None)
+            # the transport already replaced our token with "<redacted>" in returned data
+            mine = tid == "<redacted>" or tid == self.__token
+            if mine:
+                t["this_token"] = True
+                acls = {str(a) for a in (t.get("acls") or [])}
+            tokens_out.append(t)
+        data["tokens"] = tokens_out
+        self._profile_cache = data
+        self._token_acls_cache = acls
+        self._token_acls_known = True
+        return data
+
+    def token_acls(self) -> set[str] | None:
+        """The token's own ACLs from ``tokens[].acls`` of the profile (SP 4.6, not the user's
+        ``permissions``); None if the profile does not list this token (e.g. it was created by
+        another user)."""
+        if not self._token_acls_known:
+            self.profile()
+        return None if self._token_acls_cache is None else set(self._token_acls_cache)
+
+    def groups(self) -> dict:
+        """``GET /api/groups`` (SP 4.2): ``{"user_groups", "user_accessible_groups", "all_groups"}``."""
+        data = self._get("/api/groups")
+        if not isinstance(data, dict):
+            raise SkyPortalError(200, "unexpected /api/groups data shape", "GET", "/api/groups")
+        return data
+
+    def group(self, group_id: int) -> dict:
+        """``GET /api/groups/{id}`` (SP 4.2), including ``users`` with ``can_save``."""
+        return self._get(f"/api/groups/{int(group_id)}")
+
+    def allocations(self) -> list[dict]:
+        """``GET /api/allocation`` (SP 4.1): the allocations of the owner's groups."""
+        data = self._get("/api/allocation")
+        if not isinstance(data, list):
+            raise SkyPortalError(200, "unexpected /api/allocation data shape", "GET", "/api/allocation")
+        return data
+
+    def sysinfo(self) -> dict:
+        """``GET /api/sysinfo`` (SP 4.6): liveness, no auth needed."""
+        return self._get("/api/sysinfo")
+
+    def check(
+        self,
+        group_ids: Iterable[int],
+        allocation_ids: Iterable[int],
+        *,
+        acls: Iterable[str] = REQUIRED_ACLS,
+    ) -> None:
+        """Validate the configuration against the server at start.
+
+        - the token is valid (401 -> SkyPortalError);
+        - the token holds ``acls`` (``System admin`` bypasses); if the profile does not list the token
+          the check is skipped with a warning;
+        - each group id is one of the user's groups and the user may save to it (``can_save``);
+        - each allocation id is visible (SP 4.1: only allocations of the owner's groups are) and
+          belongs to one of the user's groups.
+        Raises ValueError naming the bad id / ACL.
+        """
+        prof = self.profile()
+        user_id = prof.get("id")
+        need = [a for a in acls]
+        token_acls = self.token_acls()
+        if token_acls is None:
+            log.warning("the profile does not list this token; cannot verify its ACLs %s", need)
+        elif "System admin" not in token_acls:
+            missing = [a for a in need if a not in token_acls]
+            if missing:
+                raise ValueError(
+                    f"the SkyPortal token lacks ACL(s) {missing} (has {sorted(token_acls)}); "
+                    "SkyPortal answers 401 to calls that need them"
+                )
+
+        gids = [_as_id("group id", g) for g in group_ids]
+        aids = [_as_id("allocation id", a) for a in allocation_ids]
+        gdata = self.groups()
+        user_groups = {g.get("id"): g for g in gdata.get("user_groups") or [] if isinstance(g, dict)}
+        known = {
+            g.get("id")
+            for key in ("user_accessible_groups", "all_groups")
+            for g in gdata.get(key) or []
+            if isinstance(g, dict)
+        }
+        for gid in gids:
+            if gid not in user_groups:
+                if gid in known:
+                    raise ValueError(f"group {gid}: the bot's user is not a member, so it cannot save to it")
+                raise ValueError(f"group {gid}: no such group (or not visible to the bot's user)")
+            users = self.group(gid).get("users")
+            if isinstance(users, list):
+                me = next((u for u in users if isinstance(u, dict) and u.get("id") == user_id), None)
+                if me is None:
+                    raise ValueError(f"group {gid}: the bot's user is not listed among its members")
+                if me.get("can_save") is False:
+                    raise ValueError(f"group {gid}: the bot's user has can_save=false there")
+
+        allocs = {a.get("id"): a for a in self.allocations() if isinstance(a, dict)}
+        for aid in aids:
+            a = allocs.get(aid)
+            if a is None:
+                raise ValueError(
+                    f"allocation {aid}: not found among the allocations visible to the bot's user "
+                    "(it must belong to one of the user's groups)"
+                )
+            if a.get("group_id") is not None and a.get("group_id") not in user_groups:
+                raise ValueError(f"allocation {aid}: its group {a.get('group_id')} is not one of the user's groups")
+
+    # -- sources ---------------------------------------------------------------------------------
+    def get_source(self, obj_id: str, *, include_requested: bool = False) -> dict | None:
+        """``GET /api/sources/{obj_id}`` (SP 1.3); None on 404 (no such Obj).
+
+        Note that any existing Obj gives 200, saved or not (``groups == []``).
+        """
+        path = f"/api/sources/{_obj_path(obj_id)}"
+        params = {"includeRequested": "true"} if include_requested else None
+        try:
+            return self._get(path, params)
+        except SkyPortalError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def saved_groups(self, obj_id: str) -> set[int]:
+        """Group ids the source is actively saved to (``groups[].id`` with ``active``, SP 7.8)."""
+        src = self.get_source(obj_id)
+        return _active_groups(src)
+
+    def save_source(
+        self, obj_id: str, group_ids: Iterable[int], ra: float | None = None, dec: float | None = None
+    ) -> SaveResult:
+        """Save to groups with ``POST /api/sources`` (idempotent, SP 1.1), reporting pending invitations.
+
+        Reads the source's groups (with requested rows) first: actively saved groups are reported as
+        ``already`` and not posted. The rest is posted in one call (``ra``/``dec`` sent only if the Obj
+        does not exist yet, where they are required). Afterwards the groups are read again: a group
+        whose row is ``requested`` and not ``active`` is a pending invitation (SP 1.2, 7.3) and is
+        reported as ``pending``, not saved.
+        """
+        gids = [_as_id("group id", g) for g in group_ids]
+        gids = list(dict.fromkeys(gids))
+        path_id = _obj_path(obj_id)
+        before = self.get_source(obj_id, include_requested=True)
+        if before is None and (ra is None or dec is None):
+            raise ValueError(f"{obj_id} does not exist on SkyPortal yet: ra and dec are required to create it")
+        active_before = _active_groups(before)
+        already = [g for g in gids if g in active_before]
+        todo = [g for g in gids if g not in active_before]
+        if not todo:
+            return SaveResult([], [], already)
+        body: dict[str, Any] = {"id": obj_id, "group_ids": todo}
+        if before is None:
+            body["ra"] = float(ra)  # type: ignore[arg-type]
+            body["dec"] = float(dec)  # type: ignore[arg-type]
+        self._request("POST", "/api/sources", body=body, retry=True)
+        after = self.get_source(obj_id, include_requested=True)
+        rows = _group_rows(after)
+        saved, pending, missing = [], [], []
+        for g in todo:
+            row = rows.get(g)
+            if row is None:
+                missing.append(g)
+            elif row.get("active", True) is False:
+                pending.append(g)
+            else:
+                saved.append(g)
+        if pending or missing:
+            log.warning(
+                "save of %s: pending invitation for groups %s, not listed afterwards: %s",
+                path_id, pending, missing,
+            )
+        return SaveResult(saved, pending, already, missing)
+
+    # -- comments and annotations ----------------------------------------------------------------
+    def comment(self, obj_id: str, text: str, group_ids: Iterable[int] | None = None) -> int:
+        """``POST /api/sources/{obj_id}/comments`` (SP 2.1); returns the comment id.
+
+        Without ``group_ids`` the comment goes to the sitewide public group. An identical comment
+        (same text, author, groups) returns the existing id ("Same comment already exists."), which is
+        why this call is retried safely.
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("comment text is empty")
+        body: dict[str, Any] = {"text": text}
+        if group_ids is not None:
+            gl = [_as_id("group id", g) for g in group_ids]
+            if gl:
+                body["group_ids"] = gl
+        data = self._request(
+            "POST", f"/api/sources/{_obj_path(obj_id)}/comments", body=body, retry=True
+        )
+        if not isinstance(data, dict) or "comment_id" not in data:
+            raise SkyPortalError(200, f"no comment_id in answer: {data!r}", "POST", f"/api/sources/{obj_id}/comments")
+        return int(data["comment_id"])
+
+    def annotations(self, obj_id: str) -> list[dict]:
+        """``GET /api/sources/{obj_id}/annotations`` (SP 2.2)."""
+        data = self._get(f"/api/sources/{_obj_path(obj_id)}/annotations")
+        return data if isinstance(data, list) else []
+
+    def upsert_annotation(
+        self, obj_id: str, origin: str, data: Mapping[str, Any], group_ids: Iterable[int] | None = None
+    ) -> int:
+        """Create or update the annotation of ``origin`` on ``obj_id`` (unique per (obj, origin), SP 2.2).
+
+        GET the annotations; PUT ``.../annotations/{id}`` if one has this origin, else POST; a POST
+        answered 400 "Annotation already exists" (a race, or a retried POST that had landed) is
+        followed by a re-GET and a PUT. Returns the annotation id. Without ``group_ids`` a new
+        annotation goes to all of the bot's groups.
+        """
+        if not isinstance(origin, str) or not _ORIGIN_RE.match(origin):
+            raise ValueError(f"annotation origin {origin!r} must start with a word character")
+        if not isinstance(data, Mapping):
+            raise ValueError("annotation data must be a mapping")
+        base = f"/api/sources/{_obj_path(obj_id)}/annotations"
+        gl = None if group_ids is None else [_as_id("group id", g) for g in group_ids]
+
+        def put(ann_id: int) -> int:
+            body: dict[str, Any] = {"data": dict(data), "origin": origin}
+            if gl:
+                body["group_ids"] = gl
+            self._request("PUT", f"{base}/{int(ann_id)}", body=body, retry=True)
+            return int(ann_id)
+
+        existing = _find_annotation(self.annotations(obj_id), origin)
+        if existing is not None:
+            return put(existing)
+        body: dict[str, Any] = {"origin": origin, "data": dict(data)}
+        if gl:
+            body["group_ids"] = gl
+        try:
+            res = self._request("POST", base, body=body, retry=True)
+        except SkyPortalError as e:
+            if e.status == 400 and "already exists" in e.message.lower():
+                again = _find_annotation(self.annotations(obj_id), origin)
+                if again is not None:
+                    return put(again)
+            raise
+        if not isinstance(res, dict) or "annotation_id" not in res:
+            raise SkyPortalError(200, f"no annotation_id in answer: {res!r}", "POST", base)
+        return int(res["annotation_id"])
+
+    # -- follow-up requests ----------------------------------------------------------------------
+    def followup_requests(self, obj_id: str, allocation_id: int | None = None) -> list[dict]:
+        """The follow-up requests of exactly ``obj_id`` (SP 3.3).
+
+        ``GET /api/followup_request?sourceID=&allocationID=&numPerPage=1000&pageNumber=`` over all
+        pages, then filtered client-side on ``obj_id ==`` (``sourceID`` is a substring match) and on
+        ``allocation_id``. Includes ``deleted`` requests.
+        """
+        _check_obj_id(obj_id)
+        params: dict[str, Any] = {"sourceID": obj_id, "numPerPage": FOLLOWUP_PAGE_SIZE}
+        if allocation_id is not None:
+            params["allocationID"] = _as_id("allocation id", allocation_id)
+        out: list[dict] = []
+        seen = 0
+        page = 1
+        while True:
+            params["pageNumber"] = page
+            data = self._get("/api/followup_request", dict(params))
+            if not isinstance(data, dict):
+                raise SkyPortalError(200, "unexpected follow-up list shape", "GET", "/api/followup_request")
+            items = data.get("followup_requests") or []
+            seen += len(items)
+            out.extend(r for r in items if isinstance(r, dict))
+            total = data.get("totalMatches")
+            per_page = data.get("numPerPage") or FOLLOWUP_PAGE_SIZE
+            if not items or len(items) < int(per_page) or (isinstance(total, int) and seen >= total):
+                break
+            page += 1
+            if page > 1000:  # a runaway server; 1M requests of one source is not real
+                raise SkyPortalError(200, "follow-up listing did not end", "GET", "/api/followup_request")
+        res = [r for r in out if r.get("obj_id") == obj_id]
+        if allocation_id is not None:
+            res = [r for r in res if r.get("allocation_id") == allocation_id]
+        return res
+
+    def submit_followup(self, body: Mapping[str, Any]) -> FollowupResult:
+        """ONE ``POST /api/followup_request`` (SP 3.1), never retried; see :class:`FollowupResult`."""
+        if not isinstance(body, Mapping) or "obj_id" not in body or "allocation_id" not in body:
+            raise ValueError("follow-up body needs obj_id and allocation_id (use followup.followup_body)")
+        method, path = "POST", "/api/followup_request"
+        try:
+            r = self._send(method, path, None, dict(body), self.followup_timeout_s)
+        except requests.RequestException as exc:
+            msg = self._redact(f"{type(exc).__name__}: {exc}")
+            log.warning("follow-up POST for %s: no answer (%s); outcome unknown", body.get("obj_id"), msg)
+            return FollowupResult("unknown", None, None, msg, None, None)
+        env = self._scrub(r.envelope) if r.envelope is not None else None
+        if r.status == 200 and env is not None and env.get("status") == "success":
+            data = env.get("data") if isinstance(env.get("data"), dict) else {}
+            if data.get("ignored") is True:
+                return FollowupResult("ignored", None, None, data.get("message"), env, 200)
+            rid = data.get("id")
+            rid = int(rid) if isinstance(rid, int) and not isinstance(rid, bool) else None
+            rstatus = data.get("request_status")
+            rstatus = None if rstatus is None else str(rstatus)
+            if rstatus is not None and "rejected" in rstatus.lower():
+                return FollowupResult("rejected", rid, rstatus, rstatus, env, 200)
+            return FollowupResult("posted", rid, rstatus, None, env, 200)
+        msg = self._error_text(r)
+        if r.status in RETRY_STATUSES or r.status >= 500 or env is None:
+            return FollowupResult("unknown", None, None, msg, env, r.status)
+        return FollowupResult("failed", None, None, msg, env, r.status)
+
+    def update_followup(
+        self,
+        request_id: int,
+        obj_id: str,
+        allocation_id: int,
+        payload: Mapping[str, Any],
+        target_group_ids: Iterable[int] | None = None,
+    ) -> dict:
+        """``PUT /api/followup_request/{id}`` in "Mode B" (SP 3.4): validated, calls the facility update.
+
+        Replaces the whole payload: pass the full existing payload with the new priority. Never sends
+        ``status`` (that would switch to "Mode A", skipping validation and the facility).
+        """
+        if not isinstance(payload, Mapping) or not payload:
+            raise ValueError("update_followup needs the full payload (the PUT replaces it wholesale)")
+        _check_obj_id(obj_id)
+        body: dict[str, Any] = {
+            "payload": dict(payload),
+            "obj_id": obj_id,
+            "allocation_id": _as_id("allocation id", allocation_id),
+        }
+        if target_group_ids is not None:
+            body["target_group_ids"] = [_as_id("group id", g) for g in target_group_ids]
+        data = self._request(
+            "PUT", f"/api/followup_request/{_as_id('request id', request_id)}", body=body, retry=True
+        )
+        return data if isinstance(data, dict) else {}
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------------
+def _parse_retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        v = float(str(value).strip())
+    except ValueError:
+        return None  # HTTP-date form: fall back to our own backoff
+    if not math.isfinite(v) or v < 0:
+        return None
+    return v
+
+
+def _describe_non_json(status: int, text: str) -> str:
+    t = (text or "").strip()
+    if not t:
+        return f"HTTP {status} with an empty body"
+    m = re.search(r"<title>(.*?)</title>", t, re.I | re.S)
+    if m:
+        snippet = html.unescape(m.group(1)).strip()
+    else:
+        snippet = re.sub(r"<[^>]+>", " ", t)
+        snippet = re.sub(r"\s+", " ", snippet).strip()[:200]
+    return f"HTTP {status} with a non-JSON body (proxy/nginx?): {snippet!r}"
+
+
+def _as_id(what: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"{what} {v!r} is not an integer")
+    return v
+
+
+def _check_obj_id(obj_id: Any) -> None:
+    if not isinstance(obj_id, str) or not _OBJ_ID_RE.match(obj_id):
+        raise ValueError(f"obj_id {obj_id!r} is not a valid SkyPortal object id")
+
+
+def _obj_path(obj_id: str) -> str:
+    _check_obj_id(obj_id)
+    return quote(obj_id, safe="")
+
+
+def _group_rows(src: dict | None) -> dict[int, dict]:
+    if not isinstance(src, dict):
+        return {}
+    return {g["id"]: g for g in src.get("groups") or [] if isinstance(g, dict) and "id" in g}
+
+
+def _active_groups(src: dict | None) -> set[int]:
+    # the default GET lists active rows only; `active` is checked in case requested rows are included
+    return {gid for gid, g in _group_rows(src).items() if g.get("active", True) is not False}
+
+
+def _find_annotation(anns: list[dict], origin: str) -> int | None:
+    for a in anns:
+        if isinstance(a, dict) and a.get("origin") == origin and a.get("id") is not None:
+            return int(a["id"])
+    return None

@@ -1,0 +1,51 @@
+"""Errors raised by the SkyPortal client."""
+
+from __future__ import annotations
+
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class SkyPortalError(Exception):
+    """A non-success answer from SkyPortal (after any retries), or a transport failure.
+
+    status: the HTTP status, or None when no response was received (timeout, connection error).
+    transient: True for timeouts/connection errors, 429 and 5xx (worth trying again later);
+    False for 4xx (a permanent refusal: fix the request, the token or the configuration).
+    The message never contains the API token.
+    """
+
+    def __init__(
+        self,
+        status: int | None,
+        message: str,
+        method: str,
+        path: str,
+        *,
+        transient: bool | None = None,
+        data: object = None,
+    ) -> None:
+        self.status = status
+        self.message = message
+        self.method = method
+        self.path = path
+        if transient is None:
+            transient = status is None or status in TRANSIENT_STATUSES or status >= 500
+        self.transient = bool(transient)
+        self.data = data
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.path}"
+        code = f"HTTP {self.status}" if self.status is not None else "no response"
+        kind = "transient" if self.transient else "permanent"
+        return f"{where}: {code} ({kind}): {self.message}"
+
+    def __reduce__(self):  # keep picklable with keyword-only args
+        return (
+            _rebuild,
+            (self.status, self.message, self.method, self.path, self.transient, self.data),
+        )
+
+
+def _rebuild(status, message, method, path, transient, data):
+    return SkyPortalError(status, message, method, path, transient=transient, data=data)

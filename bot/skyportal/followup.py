@@ -1,0 +1,518 @@
+"""Pure follow-up rules: SEDM payload validation, the POST body, and the post/update/skip decision.
+
+No I/O here. Everything follows the contract in ``shared/reference/skyportal-api.md`` (SP) and
+``shared/reference/kowalski-api.md`` (KW):
+
+- SEDM payload schema: SP 3.7 (``facility_apis/sedm.py:480-598``).
+- POST body keys: SP 3.1 (marshmallow ``FollowupRequestPost``; an unknown key is a 400).
+- Dates: Kowalski's ``"%Y-%m-%dT%H:%M:%S.%f"`` (SP 3.8, KW 4.3 step 4); SEDM copies them verbatim.
+- Decision rules: Kowalski's ``alert_sentinel_skyportal`` (KW 4.4, SP 3.8 "Client-side checks"):
+  keep requests whose status contains complete/submitted/deleted/failed, drop failed ones modified
+  more than 12 h ago, match on allocation + payload subset (``compare_dicts``), then post / update /
+  skip. One deliberate, more conservative addition is documented in :func:`plan_followup`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+__all__ = [
+    "DATE_FORMAT",
+    "FAILED_RETRY_WINDOW",
+    "PAYLOAD_IGNORED_KEYS",
+    "Plan",
+    "SEDM_OBSERVATION_CHOICES",
+    "SEDM_OBSERVATION_TYPES",
+    "compare_payloads",
+    "followup_body",
+    "format_date",
+    "parse_timestamp",
+    "plan_followup",
+    "priority_key",
+    "priority_should_update",
+    "sedm_payload",
+    "status_kind",
+    "to_utc_naive",
+]
+
+# SP 3.7: SEDM observation_type enum and Mix 'n Match choices.
+SEDM_OBSERVATION_TYPES: tuple[str, ...] = (
+    "3-shot (gri)",
+    "4-shot (ugri)",
+    "IFU",
+    "4-shot+IFU",
+    "3-shot+IFU",
+    "Mix 'n Match",
+)
+SEDM_OBSERVATION_CHOICES: tuple[str, ...] = ("u", "g", "r", "i", "IFU")
+SEDM_PRIORITY_MIN, SEDM_PRIORITY_MAX = 1, 5
+# Fields SEDM's prepare_payload defaults (SP 3.7) with the UI ranges; the server never range-checks
+# them, so we do it at config time.
+_SEDM_NUMERIC_RANGES: dict[str, tuple[float, float]] = {
+    "exposure_time": (-1.0, 3600.0),
+    "maximum_airmass": (1.0, 3.0),
+    "maximum_fwhm": (1.0, 10.0),
+}
+_SEDM_CONFIG_KEYS = frozenset(
+    {"observation_type", "observation_choices", "priority", "advanced", *_SEDM_NUMERIC_RANGES}
+)
+
+# Kowalski formats start/end dates like this (KW alert_broker.py:1551-1566).
+DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+
+# Keys ignored when deciding whether an existing request is "the same" (KW compare_dicts call).
+PAYLOAD_IGNORED_KEYS = frozenset(
+    {"priority", "urgency", "Urgency", "start_date", "end_date", "advanced", "observation_choices"}
+)
+
+# Failed requests modified less than this long ago still block a new POST (KW 4.4).
+FAILED_RETRY_WINDOW = timedelta(hours=12)
+
+# POST /api/sources id pattern (SP 1.1); follow-up obj_id is the same Obj id.
+_OBJ_ID_RE = re.compile(r"^[a-zA-Z0-9_\-;:+.]+$")
+
+
+# ------------------------------------------------------------------------------------------------
+# small helpers
+# ------------------------------------------------------------------------------------------------
+def to_utc_naive(dt: datetime) -> datetime:
+    """A naive UTC datetime (SkyPortal's convention). Naive input is taken to be UTC already."""
+    if not isinstance(dt, datetime):
+        raise TypeError(f"expected a datetime, got {type(dt).__name__}")
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt
+
+
+def format_date(dt: datetime) -> str:
+    """Format a date the way Kowalski does for SEDM start/end dates (UTC, microseconds always)."""
+    return to_utc_naive(dt).strftime(DATE_FORMAT)
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Parse a SkyPortal timestamp leniently into naive UTC; None if it cannot be parsed.
+
+    Accepts ISO strings with or without microseconds (SkyPortal omits them when they are 0, SP 0.2),
+    with ``T`` or a space, with ``Z`` or an offset (converted to UTC), or without a zone (= UTC);
+    also datetimes.
+    """
+    if isinstance(value, datetime):
+        return to_utc_naive(value)
+    if not isinstance(value, str):
+        return None
+    s = value.strip()
+    if not s:
+        return None
+    if s.endswith(("Z", "z")):
+        s = s[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(s)
+    except ValueError:
+        # e.g. more than 6 fractional digits: truncate them
+        m = re.match(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})\.(\d+)(.*)$", s)
+        if not m:
+            return None
+        try:
+            dt = datetime.fromisoformat(f"{m.group(1)}.{m.group(2)[:6].ljust(6, '0')}{m.group(3)}")
+        except ValueError:
+            return None
+    return to_utc_naive(dt)
+
+
+def status_kind(status: Any) -> str | None:
+    """Classify a free-text follow-up status by case-insensitive substring (SP 3.6, gotcha 7).
+
+    Returns one of "failed", "rejected", "deleted", "complete", "submitted", "pending" or None.
+    Order matters: ``failed to submit: ...`` contains "submit" but is a failure; "rejected: <body>"
+    may contain anything in the facility body.
+    """
+    s = str(status or "").lower()
+    if not s:
+        return None
+    if s.startswith("rejected"):
+        return "rejected"
+    if s.startswith("failed") or "failed" in s:
+        return "failed"
+    if "rejected" in s:
+        return "rejected"
+    if "deleted" in s:
+        return "deleted"
+    if "complete" in s:
+        return "complete"
+    if "submitted" in s:
+        return "submitted"
+    if "pending" in s:
+        return "pending"
+    return None
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def _int_list(name: str, ids: Iterable[Any] | None) -> list[int]:
+    if ids is None:
+        return []
+    if isinstance(ids, (str, bytes, Mapping)):
+        raise ValueError(f"{name} must be a list of integer ids, got {type(ids).__name__}")
+    out: list[int] = []
+    for i in ids:
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise ValueError(f"{name}: {i!r} is not an integer id")
+        if i not in out:
+            out.append(i)
+    return out
+
+
+def priority_key(payload: Mapping[str, Any]) -> str:
+    """The payload key holding the priority: first of urgency/Urgency present, else priority (KW 4.3)."""
+    for k in ("urgency", "Urgency"):
+        if k in payload:
+            return k
+    return "priority"
+
+
+def priority_should_update(existing: Any, new: Any, order: str = "asc") -> bool:
+    """Kowalski's ``priority_should_update`` (KW utils.py:1425-1430): asc means a higher number wins."""
+    if order not in ("asc", "desc"):
+        raise ValueError(f"priority_order must be 'asc' or 'desc', got {order!r}")
+    if order == "desc":
+        return float(new) < float(existing)
+    return float(new) > float(existing)
+
+
+# ------------------------------------------------------------------------------------------------
+# SEDM payload
+# ------------------------------------------------------------------------------------------------
+def sedm_payload(payload: Mapping[str, Any], validity_days: float, now: datetime) -> dict[str, Any]:
+    """Validate a configured SEDM payload and return it with ``start_date``/``end_date`` added.
+
+    Rules (SP 3.7): ``observation_type`` required, in the enum; ``observation_choices`` required for
+    "Mix 'n Match" (unique items from u,g,r,i,IFU, at least one) and otherwise optional but checked;
+    ``priority`` required, an integer 1..5 (0 and 6 are 400s on Fritz); ``advanced`` bool;
+    ``exposure_time``/``maximum_airmass``/``maximum_fwhm`` numbers within the UI ranges. Unknown keys
+    are refused (a typo such as "prority" would otherwise silently drop the priority), and so are
+    ``start_date``/``end_date``: they are computed here from ``now`` and ``validity_days``.
+
+    Raises ValueError naming the offending key.
+    """
+    if not isinstance(payload, Mapping):
+        raise ValueError(f"payload must be a mapping, got {type(payload).__name__}")
+    for k in payload:
+        if not isinstance(k, str):
+            raise ValueError(f"payload key {k!r} is not a string")
+        if k in ("start_date", "end_date"):
+            raise ValueError(f"payload key {k!r} must not be configured: it is set from validity_days")
+        if k not in _SEDM_CONFIG_KEYS:
+            raise ValueError(
+                f"payload key {k!r} is not an SEDM field (allowed: {', '.join(sorted(_SEDM_CONFIG_KEYS))})"
+            )
+
+    out: dict[str, Any] = {}
+
+    obs = payload.get("observation_type")
+    if obs is None:
+        raise ValueError("payload key 'observation_type' is required")
+    if obs not in SEDM_OBSERVATION_TYPES:
+        raise ValueError(
+            f"payload key 'observation_type': {obs!r} is not one of {list(SEDM_OBSERVATION_TYPES)}"
+        )
+    out["observation_type"] = obs
+
+    if "observation_choices" in payload or obs == "Mix 'n Match":
+        choices = payload.get("observation_choices")
+        if not isinstance(choices, (list, tuple)) or len(choices) == 0:
+            raise ValueError(
+                "payload key 'observation_choices' must be a non-empty list"
+                + (" (required for \"Mix 'n Match\")" if obs == "Mix 'n Match" else "")
+            )
+        for c in choices:
+            if c not in SEDM_OBSERVATION_CHOICES:
+                raise ValueError(
+                    f"payload key 'observation_choices': {c!r} is not one of {list(SEDM_OBSERVATION_CHOICES)}"
+                )
+        if len(set(choices)) != len(choices):
+            raise ValueError("payload key 'observation_choices' has duplicate items")
+        out["observation_choices"] = list(choices)
+
+    if "priority" not in payload:
+        raise ValueError("payload key 'priority' is required (SEDM: integer 1-5)")
+    prio = payload["priority"]
+    if not _is_number(prio) or float(prio) != int(prio):
+        raise ValueError(f"payload key 'priority': {prio!r} is not an integer")
+    prio = int(prio)
+    if not SEDM_PRIORITY_MIN <= prio <= SEDM_PRIORITY_MAX:
+        raise ValueError(
+            f"payload key 'priority': {prio} is outside {SEDM_PRIORITY_MIN}-{SEDM_PRIORITY_MAX}"
+        )
+    out["priority"] = prio
+
+    if "advanced" in payload:
+        if not isinstance(payload["advanced"], bool):
+            raise ValueError(f"payload key 'advanced': {payload['advanced']!r} is not a boolean")
+        out["advanced"] = payload["advanced"]
+
+    for k, (lo, hi) in _SEDM_NUMERIC_RANGES.items():
+        if k in payload:
+            v = payload[k]
+            if not _is_number(v):
+                raise ValueError(f"payload key {k!r}: {v!r} is not a number")
+            if not lo <= float(v) <= hi:
+                raise ValueError(f"payload key {k!r}: {v} is outside {lo:g}..{hi:g}")
+            out[k] = v
+
+    if not _is_number(validity_days) or float(validity_days) <= 0:
+        raise ValueError(f"validity_days must be a positive number, got {validity_days!r}")
+    start = to_utc_naive(now)
+    out["start_date"] = format_date(start)
+    out["end_date"] = format_date(start + timedelta(days=float(validity_days)))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# POST body
+# ------------------------------------------------------------------------------------------------
+def followup_body(
+    obj_id: str,
+    allocation_id: int,
+    payload: Mapping[str, Any],
+    ignore_source_group_ids: Iterable[int],
+    target_group_ids: Iterable[int] = (),
+    source_group_ids: Iterable[int] = (),
+    *,
+    ignore_allocation_ids: Iterable[int] = (),
+    radius: float = 0.5,
+) -> dict[str, Any]:
+    """The ``POST /api/followup_request`` body, with only keys ``FollowupRequestPost`` accepts (SP 3.1).
+
+    All production constraints are on: ``not_if_duplicates`` (server-side dedupe of
+    submitted/completed requests within ``radius``), ``not_if_classified``, ``not_if_spectra_exist``,
+    ``not_if_tns_classified``; ``radius`` 0.5 arcsec. List-valued keys are sent only when non-empty:
+    ``ignore_source_group_ids`` (junk groups: skip if saved there), ``source_group_ids`` (require an
+    active save in every one), ``target_group_ids``, ``ignore_allocation_ids``. ``comment``,
+    ``watcher_ids`` and ``requester_id`` are NOT accepted by the server (400 Unknown field); post the
+    comment separately.
+    """
+    if not isinstance(obj_id, str) or not _OBJ_ID_RE.match(obj_id):
+        raise ValueError(f"obj_id {obj_id!r} is not a valid SkyPortal object id")
+    if isinstance(allocation_id, bool) or not isinstance(allocation_id, int):
+        raise ValueError(f"allocation_id {allocation_id!r} is not an integer id")
+    if not isinstance(payload, Mapping):
+        raise ValueError(f"payload must be a mapping, got {type(payload).__name__}")
+    if not _is_number(radius) or float(radius) <= 0:
+        raise ValueError(f"radius must be a positive number of arcsec, got {radius!r}")
+    body: dict[str, Any] = {
+        "obj_id": obj_id,
+        "allocation_id": allocation_id,
+        "payload": dict(payload),
+        "not_if_duplicates": True,
+        "not_if_classified": True,
+        "not_if_spectra_exist": True,
+        "not_if_tns_classified": True,
+        "radius": float(radius),
+    }
+    for key, ids in (
+        ("target_group_ids", target_group_ids),
+        ("source_group_ids", source_group_ids),
+        ("ignore_source_group_ids", ignore_source_group_ids),
+        ("ignore_allocation_ids", ignore_allocation_ids),
+    ):
+        lst = _int_list(key, ids)
+        if lst:
+            body[key] = lst
+    return body
+
+
+# ------------------------------------------------------------------------------------------------
+# matching and planning
+# ------------------------------------------------------------------------------------------------
+def _sedm_obs_set(d: Mapping[str, Any]) -> set[str]:
+    """KW compare_dicts' SEDM expansion: IFU / 3-shot = g,r,i / 4-shot = u,g,r,i / Mix = choices."""
+    t = d.get("observation_type")
+    if t == "Mix 'n Match":
+        ch = d.get("observation_choices") or []
+        return {str(c) for c in ch} if isinstance(ch, (list, tuple, set)) else set()
+    t = str(t or "")
+    out: set[str] = set()
+    if "IFU" in t:
+        out.add("IFU")
+    if "3-shot" in t:
+        out.update(("g", "r", "i"))
+    elif "4-shot" in t:
+        out.update(("u", "g", "r", "i"))
+    return out
+
+
+def compare_payloads(
+    new: Mapping[str, Any], existing: Mapping[str, Any], ignore_keys: Iterable[str] = PAYLOAD_IGNORED_KEYS
+) -> bool:
+    """True when ``new`` is the same as or a subset of ``existing`` (Kowalski ``compare_dicts``).
+
+    Keys in ``ignore_keys`` are skipped at the top level; nested dicts are compared recursively (with
+    no ignored keys, as Kowalski does); list values must have every item present in the existing
+    list; ``observation_type`` uses the SEDM expansion (the new set must be a subset of the existing
+    one, so an existing "4-shot+IFU" covers a new "IFU").
+    """
+    if not isinstance(existing, Mapping):
+        return False
+    ignore = set(ignore_keys)
+    for k, v in new.items():
+        if k in ignore:
+            continue
+        if k not in existing:
+            return False
+        ev = existing[k]
+        if isinstance(v, Mapping):
+            if not isinstance(ev, Mapping) or not compare_payloads(v, ev, ()):
+                return False
+        elif isinstance(v, (list, tuple)):
+            if not isinstance(ev, (list, tuple)) or not all(i in ev for i in v):
+                return False
+        elif k == "observation_type":
+            if not _sedm_obs_set(new) <= _sedm_obs_set(existing):
+                return False
+        elif ev != v:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do about one (source, allocation, payload).
+
+    action: "post" (no equivalent request), "update" (raise the priority of ``request`` with a PUT of
+    ``update_payload``, the full existing payload with the new priority), or "skip".
+    request: the existing request the decision is about (None for "post").
+    """
+
+    action: Literal["post", "update", "skip"]
+    reason: str
+    request: dict | None = None
+    update_payload: dict | None = None
+
+
+def _req_id(r: Mapping[str, Any]) -> str:
+    return f"request {r.get('id', '?')} ({r.get('status')!s})"
+
+
+def plan_followup(
+    existing: Sequence[Mapping[str, Any]],
+    allocation_id: int,
+    payload: Mapping[str, Any],
+    now: datetime,
+    priority_order: str = "asc",
+    *,
+    target_group_ids: Iterable[int] | None = None,
+    pending_blocks: bool = True,
+) -> Plan:
+    """Decide post / update / skip, following Kowalski's auto_followup (KW 4.4, SP 3.8).
+
+    ``existing``: the source's requests as listed by ``GET /api/followup_request`` (already filtered
+    to the exact obj_id). Steps:
+
+    1. Keep requests of ``allocation_id`` whose status contains (case-insensitively) ``submitted``,
+       ``complete``, ``deleted`` or ``failed``; drop ``failed`` ones whose ``modified`` (else
+       ``created_at``) is more than 12 h before ``now`` (timestamps parsed leniently, naive = UTC; an
+       unparseable timestamp keeps the request, Kowalski's fail-safe).
+       Addition (``pending_blocks=True``, more conservative than Kowalski): a ``pending submission``
+       request modified within 12 h (or with an unparseable time) is also kept. Such a row exists
+       while the server is still calling the facility (SP 3.1), e.g. right after our own POST timed
+       out; posting again then would create a second SEDM entry. ``rejected`` and old pending rows
+       never block (as in production).
+    2. A kept request *matches* if the new payload is a subset of its payload ignoring priority,
+       urgency, start/end dates, advanced and observation_choices (SEDM observation_type expansion).
+       If ``target_group_ids`` is given (not None), its target groups must also overlap them (or
+       both be empty), as in Kowalski; None skips that check.
+    3. No match: "post". Otherwise take the least urgent match (Kowalski sorts by priority: lowest
+       first for asc, highest first for desc): completed/deleted/failed (or pending) -> "skip";
+       ``submitted`` and the new priority outranks it (asc: higher number) -> "update"; else "skip".
+    """
+    if priority_order not in ("asc", "desc"):
+        raise ValueError(f"priority_order must be 'asc' or 'desc', got {priority_order!r}")
+    if not isinstance(payload, Mapping):
+        raise ValueError(f"payload must be a mapping, got {type(payload).__name__}")
+    pkey = priority_key(payload)
+    new_prio = payload.get(pkey)
+    if not _is_number(new_prio):
+        raise ValueError(f"payload key {pkey!r}: {new_prio!r} is not a number")
+    now_utc = to_utc_naive(now)
+    tgroups = None if target_group_ids is None else set(_int_list("target_group_ids", target_group_ids))
+
+    candidates: list[Mapping[str, Any]] = []
+    for r in existing:
+        if not isinstance(r, Mapping):
+            continue
+        try:
+            if int(r.get("allocation_id")) != int(allocation_id):  # type: ignore[arg-type]
+                continue
+        except (TypeError, ValueError):
+            continue
+        kind = status_kind(r.get("status"))
+        if kind in ("submitted", "complete", "deleted"):
+            candidates.append(r)
+        elif kind == "failed" or (kind == "pending" and pending_blocks):
+            ts = parse_timestamp(r.get("modified")) or parse_timestamp(r.get("created_at"))
+            if ts is None or now_utc - ts <= FAILED_RETRY_WINDOW:
+                candidates.append(r)
+
+    matches: list[Mapping[str, Any]] = []
+    for r in candidates:
+        rp = r.get("payload")
+        if not isinstance(rp, Mapping) or not compare_payloads(payload, rp):
+            continue
+        if tgroups is not None:
+            rg = {g.get("id") for g in (r.get("target_groups") or []) if isinstance(g, Mapping)}
+            if not (tgroups & rg or (not tgroups and not rg)):
+                continue
+        matches.append(r)
+
+    if not matches:
+        n = len(candidates)
+        why = "no equivalent follow-up request for this allocation"
+        if n:
+            why += f" ({n} other request(s) for this allocation have a different payload or groups)"
+        return Plan("post", why)
+
+    def sort_key(r: Mapping[str, Any]) -> float:
+        p = (r.get("payload") or {}).get(pkey)
+        if _is_number(p):
+            return float(p)
+        # unknown priority sorts as least urgent
+        return -math.inf if priority_order == "asc" else math.inf
+
+    matches.sort(key=sort_key, reverse=(priority_order == "desc"))
+    req = matches[0]
+    kind = status_kind(req.get("status"))
+    req_dict = dict(req)
+    if kind == "complete":
+        return Plan("skip", f"an equivalent {_req_id(req)} is already completed", req_dict)
+    if kind == "deleted":
+        return Plan("skip", f"an equivalent {_req_id(req)} was deleted; not re-triggering", req_dict)
+    if kind == "failed":
+        return Plan("skip", f"an equivalent {_req_id(req)} failed less than 12 h ago", req_dict)
+    if kind == "pending":
+        return Plan(
+            "skip", f"an equivalent {_req_id(req)} is pending submission (less than 12 h old)", req_dict
+        )
+    # submitted
+    old = (req.get("payload") or {}).get(pkey)
+    if not _is_number(old):
+        return Plan("skip", f"an equivalent {_req_id(req)} exists but its {pkey} is unknown", req_dict)
+    if priority_should_update(old, new_prio, priority_order):
+        new_payload = {**dict(req.get("payload") or {}), pkey: new_prio}
+        return Plan(
+            "update",
+            f"an equivalent {_req_id(req)} is submitted with {pkey} {old}; raising it to {new_prio}",
+            req_dict,
+            new_payload,
+        )
+    return Plan(
+        "skip",
+        f"an equivalent {_req_id(req)} is already submitted with {pkey} {old} (new {new_prio} does not outrank it)",
+        req_dict,
+    )
