@@ -131,6 +131,68 @@ def _progress(total: int, mode: str):
     return tqdm(total=total, unit="file", file=sys.stderr, disable=disable, dynamic_ncols=True)
 
 
+# --- run / journal ------------------------------------------------------------------------------------
+
+
+def _jd_arg(text: str) -> float:
+    from bot.timeutil import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cmd_run(args) -> int:
+    from bot.cycle import run_cycle
+    from bot.daemon import run_daemon
+    from bot.runtime import open_runtime
+
+    cfg = _load_config(args)
+    if args.mode:
+        cfg.mode = args.mode
+    if not args.once:
+        return run_daemon(cfg)
+    rt = open_runtime(cfg)
+    try:
+        report = run_cycle(rt, since_jd=args.since, until_jd=args.until)
+    finally:
+        rt.close()
+    print(f"btsbot {cfg.mode}: " + "\n".join(report.lines()))
+    return EXIT_OK
+
+
+def cmd_journal(args) -> int:
+    from bot.journal import Journal
+
+    cfg = _load_config(args)
+    path = cfg.journal_path
+    if not path.exists():
+        return _die(f"no journal at {path} (state.path in the config)", EXIT_FAILED)
+    with Journal(path) as journal:
+        rows = journal.history(object_id=args.object, since_jd=args.since, until_jd=args.until, kind=args.kind,
+                               limit=args.limit)
+    if args.format == "json":
+        for row in rows:
+            print(json.dumps(row, default=str))
+        return EXIT_OK
+    cols = ("time", "kind", "objectId", "candid", "jd", "score", "status", "policy", "action", "outcome")
+    table = [[_cell(r.get(c)) for c in cols] for r in rows]
+    widths = [max([len(c)] + [len(t[i]) for t in table]) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip())
+    for t in table:
+        print("  ".join(v.ljust(w) for v, w in zip(t, widths)).rstrip())
+    return EXIT_OK
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.5f}" if value > 1000 else f"{value:.4g}"
+    return str(value)
+
+
 # --- parser -------------------------------------------------------------------------------------------
 
 
@@ -177,6 +239,24 @@ def build_parser() -> argparse.ArgumentParser:
                        help="progress bar on stderr (auto: on a terminal, for 50+ files)")
     score.set_defaults(func=cmd_score)
 
+    run = sub.add_parser("run", help="run the bot: poll Kowalski, score, apply the policies, act on Fritz")
+    run.add_argument("--config", metavar="FILE", help="YAML config merged over config/config.defaults.yaml")
+    run.add_argument("--once", action="store_true", help="run exactly one cycle and exit (default: the daemon)")
+    run.add_argument("--since", type=_jd_arg, metavar="DATE|JD", help="start of the jd window (default: the last committed poll minus the overlap)")
+    run.add_argument("--until", type=_jd_arg, metavar="DATE|JD", help="end of the jd window (default: now)")
+    run.add_argument("--mode", choices=("dry-run", "live"), help="override the config's mode")
+    run.set_defaults(func=cmd_run)
+
+    journal = sub.add_parser("journal", help="show what the bot did: alerts, decisions, actions")
+    journal.add_argument("--config", metavar="FILE", help="the config whose state.path is the journal")
+    journal.add_argument("--object", metavar="ZTF...", help="one source")
+    journal.add_argument("--since", type=_jd_arg, metavar="DATE|JD")
+    journal.add_argument("--until", type=_jd_arg, metavar="DATE|JD")
+    journal.add_argument("--kind", choices=("all", "alerts", "decisions", "actions"), default="all")
+    journal.add_argument("--limit", type=int, help="the most recent N rows")
+    journal.add_argument("--format", choices=("table", "json"), default="table")
+    journal.set_defaults(func=cmd_journal)
+
     sim = sub.add_parser("sim", help="local stand-ins of Kowalski and SkyPortal (test/demo tools, loopback only)")
     ssub = sim.add_subparsers(dest="sim_command", required=True, metavar="SERVICE")
     from bot.sim import kowalski as sim_kowalski
@@ -194,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from bot.artifacts import ArtifactError
     from bot.config import ConfigError
+    from bot.kowalski.client import KowalskiError
+    from bot.skyportal.errors import SkyPortalError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -205,6 +287,8 @@ def main(argv=None) -> int:
         return _die(str(exc), EXIT_MODEL)
     except ConfigError as exc:
         return _die(str(exc), EXIT_USAGE)
+    except (KowalskiError, SkyPortalError) as exc:
+        return _die(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         return _die("interrupted", 130)
     except BrokenPipeError:

@@ -58,8 +58,10 @@ class SkyPortalConfig(_Strict):
     url: str = "https://fritz.science"
     token: SecretStr | None = None
     timeout_s: float = Field(10.0, gt=0)
+    followup_timeout_s: float = Field(30.0, gt=0)
     rate_limit_per_s: float = Field(5.0, gt=0)
     max_retries: int = Field(4, ge=0)
+    backoff_s: float = Field(1.0, ge=0)
 
 
 class StateConfig(_Strict):
@@ -92,8 +94,8 @@ class FollowupAction(_Strict):
 
 class PolicyActions(_Strict):
     save: SaveAction | None = None
-    comment: bool = False
-    annotate: bool = True
+    comment: bool = True  # a comment on each action, for reviewers in Fritz
+    annotate: bool = True  # the `btsbot` annotation (scores, counting alerts), kept current
     followup: FollowupAction | None = None
 
 

@@ -444,6 +444,15 @@ class Journal:
             if cur.rowcount != 1:
                 raise KeyError(f"no action {action_id}")
 
+    def note_attempt(self, action_id: int, error: str) -> None:
+        """An attempt that failed transiently: the action stays pending (resumed later), attempts + 1."""
+        with self.transaction():
+            cur = self._conn.execute(
+                "UPDATE actions SET attempts = attempts + 1, error = ? WHERE id = ? AND status = 'pending'",
+                (_scrub_text(str(error)), action_id))
+            if cur.rowcount != 1:
+                raise KeyError(f"no pending action {action_id}")
+
     def retry_action(self, action_id: int, request: Mapping[str, Any] | None = None) -> int:
         """Re-open a finished action as "pending" (attempts + 1) before sending it again."""
         with self.transaction():

@@ -98,3 +98,52 @@ def onnx_scorer(model_cache):
     if "onnx" not in _backends:
         _backends["onnx"] = load_backends("onnx", model_cache)
     return Scorer(*_backends["onnx"])
+
+
+# --- the local stand-ins, loaded with the README example's alerts as packets ---------------------------
+EXAMPLE_SINCE, EXAMPLE_UNTIL = 2460200.0, 2460270.0  # covers every example alert
+SN, CV = "ZTF23abhvlji", "ZTF23abdsfms"
+
+
+@pytest.fixture
+def example_kowalski(example_packets):
+    from bot.sim.kowalski import KowalskiSim
+
+    with KowalskiSim() as sim:  # entering starts it
+        sim.load_alerts(example_packets)
+        yield sim
+
+
+@pytest.fixture
+def skyportal():
+    from bot.sim.skyportal import SkyPortalSim
+
+    with SkyPortalSim() as sim:
+        yield sim
+
+
+@pytest.fixture
+def write_config(tmp_path, model_cache):
+    """write_config(kowalski_sim, skyportal_sim, **overrides) -> path of a config for the stand-ins."""
+    import yaml
+
+    def write(kowalski, skyportal, /, name="config.yaml", **overrides):
+        cfg = {
+            "mode": "live",
+            "kowalski": {"protocol": "http", "host": "127.0.0.1", "port": kowalski.port, "token": kowalski.token,
+                         "timeout_s": 5.0, "max_time_ms": 4000, "backoff_s": 0.05},
+            "skyportal": {"url": skyportal.url, "token": skyportal.token, "rate_limit_per_s": 50.0,
+                          "backoff_s": 0.05, "followup_timeout_s": 2.0},
+            "state": {"path": "journal.sqlite"},
+            "models": {"cache_dir": str(model_cache)},
+        }
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+                cfg[key].update(value)
+            else:
+                cfg[key] = value
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(cfg))
+        return path
+
+    return write

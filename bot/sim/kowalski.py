@@ -348,6 +348,7 @@ def _text(status: int, text: str):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as penquins' session expects
+    disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
     server_version = "Python/aiohttp-standin"
 
     def log_message(self, fmt, *args) -> None:

@@ -1,0 +1,125 @@
+"""Source-level policies (pure): when does a source deserve an action?
+
+A policy is evaluated on a source's scored alerts so far, in jd order. An alert *counts* when it was
+scored by the policy's model version, its score is > `min_score` and its own magpsf < `alert_mag_max`.
+The policy holds at an alert when at least `min_alerts` alerts up to it count, its peakmag_so_far is
+<= `peakmag_max` (if set) and its age is inside the optional window; the decision time is the first
+alert at which it holds. Alerts are plain dicts: objectId, candid, jd, score, magpsf, peakmag_so_far,
+age, model_version (unscorable alerts have score None and never count).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    min_score: float = 0.5
+    min_alerts: int = 2
+    alert_mag_max: float = 19.0
+    peakmag_max: float | None = None
+    age_min_days: float | None = None
+    age_max_days: float | None = None
+    model_version: str = "v1.0.1"
+
+    @classmethod
+    def from_config(cls, cfg) -> "Policy":
+        return cls(**{f: getattr(cfg, f) for f in cls.__dataclass_fields__})
+
+    def counts(self, alert: Mapping) -> bool:
+        score, mag = alert.get("score"), alert.get("magpsf")
+        return (
+            score is not None
+            and mag is not None
+            and alert.get("model_version", self.model_version) == self.model_version
+            and score > self.min_score
+            and mag < self.alert_mag_max
+        )
+
+    def describe(self) -> str:
+        parts = [f"{self.min_alerts} alert{'s' if self.min_alerts != 1 else ''} > {self.min_score:g}",
+                 f"magpsf < {self.alert_mag_max:g}"]
+        if self.peakmag_max is not None:
+            parts.append(f"peak <= {self.peakmag_max:g} mag")
+        if self.age_min_days is not None or self.age_max_days is not None:
+            parts.append(f"age in [{self.age_min_days or 0:g}, {self.age_max_days if self.age_max_days is not None else 'inf'}] d")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Decision:
+    policy: str
+    objectId: str
+    candid: int  # the alert at which the policy first held
+    jd: float
+    n_counting: int
+    counting_candids: tuple[int, ...]
+    max_score: float
+    score: float  # of the deciding alert
+    magpsf: float
+    peakmag_so_far: float | None
+    age: float | None
+    model_version: str
+
+    @property
+    def evidence(self) -> dict:
+        return {
+            "candid": self.candid, "jd": self.jd, "n_counting": self.n_counting,
+            "counting_candids": list(self.counting_candids), "max_score": self.max_score, "score": self.score,
+            "magpsf": self.magpsf, "peakmag_so_far": self.peakmag_so_far, "age": self.age,
+            "model_version": self.model_version,
+        }  # fmt: skip
+
+
+def _holds(policy: Policy, alert: Mapping, n_counting: int) -> bool:
+    if n_counting < policy.min_alerts:
+        return False
+    peak = alert.get("peakmag_so_far")
+    if policy.peakmag_max is not None and (peak is None or peak > policy.peakmag_max):
+        return False
+    age = alert.get("age")
+    if policy.age_min_days is not None and (age is None or age < policy.age_min_days):
+        return False
+    if policy.age_max_days is not None and (age is None or age > policy.age_max_days):
+        return False
+    return True
+
+
+def evaluate(policy: Policy, alerts: Iterable[Mapping]) -> Decision | None:
+    """The decision for one source (its alerts in any order), or None if the policy never holds."""
+    ordered = sorted(alerts, key=lambda a: (a["jd"], a["candid"]))
+    counting: list[Mapping] = []
+    for alert in ordered:
+        if alert.get("score") is None or alert.get("model_version", policy.model_version) != policy.model_version:
+            continue
+        if policy.counts(alert):
+            counting.append(alert)
+        if _holds(policy, alert, len(counting)):
+            return Decision(
+                policy=policy.name, objectId=alert["objectId"], candid=int(alert["candid"]), jd=float(alert["jd"]),
+                n_counting=len(counting), counting_candids=tuple(int(a["candid"]) for a in counting),
+                max_score=max(float(a["score"]) for a in counting), score=float(alert["score"]),
+                magpsf=float(alert["magpsf"]), peakmag_so_far=alert.get("peakmag_so_far"), age=alert.get("age"),
+                model_version=policy.model_version,
+            )  # fmt: skip
+    return None
+
+
+def source_summary(alerts: Iterable[Mapping], model_version: str, min_score: float = 0.5,
+                   alert_mag_max: float = 19.0) -> dict:
+    """What the Fritz annotation shows: latest score, max score, counting alerts, model version."""
+    scored = sorted((a for a in alerts if a.get("score") is not None and a.get("model_version", model_version) == model_version),
+                    key=lambda a: (a["jd"], a["candid"]))
+    if not scored:
+        return {}
+    counting = [a for a in scored if a["score"] > min_score and a.get("magpsf") is not None and a["magpsf"] < alert_mag_max]
+    return {
+        "btsbot_latest_score": round(float(scored[-1]["score"]), 6),
+        "btsbot_max_score": round(max(float(a["score"]) for a in scored), 6),
+        "btsbot_n_counting_alerts": len(counting),
+        "btsbot_latest_candid": str(scored[-1]["candid"]),
+        "btsbot_model_version": model_version,
+    }

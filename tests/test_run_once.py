@@ -1,0 +1,117 @@
+"""`btsbot run --once` against the local Kowalski (example packets) and the local SkyPortal."""
+
+import json
+
+import pytest
+import requests
+
+from bot.cli import main
+from conftest import CV, EXAMPLE_SINCE, EXAMPLE_UNTIL, SN
+
+WINDOW = ["--since", str(EXAMPLE_SINCE), "--until", str(EXAMPLE_UNTIL)]
+
+
+def run_once(config, *extra):
+    return main(["run", "--once", "--config", str(config), *WINDOW, *extra])
+
+
+def sp_get(sim, path, **params):
+    r = requests.get(sim.url + path, params=params, headers={"Authorization": f"token {sim.token}"}, timeout=5)
+    return r.json()["data"]
+
+
+def test_sn_2023tyk_saved_and_triggered_at_its_second_alert(capsys, example_kowalski, skyportal, write_config,
+                                                            example_packets):
+    config = write_config(example_kowalski, skyportal)
+    assert run_once(config) == 0
+    out = capsys.readouterr().out
+    second = [p for p in example_packets if p["objectId"] == SN][1]
+    assert second["candidate"]["jd"] == pytest.approx(2460222.943)
+    assert f"bts_p1 selects {SN} at candid {second['candid']}" in out
+    assert f"bts_p2 selects {SN} at candid {second['candid']}" in out
+
+    writes = skyportal.writes()
+    assert all(SN in (w["path"] + json.dumps(w["body"])) for w in writes)  # nothing written about the CV
+    assert not any(CV in (w["path"] + json.dumps(w["body"])) for w in skyportal.requests)
+    paths = [(w["method"], w["path"]) for w in writes]
+    assert paths.count(("POST", "/api/followup_request")) == 1
+    assert paths.count(("POST", "/api/sources")) == 1
+
+    source = sp_get(skyportal, f"/api/sources/{SN}")
+    assert [g["id"] for g in source["groups"]] == [1001]
+    reqs = sp_get(skyportal, "/api/followup_request", sourceID=SN)["followup_requests"]
+    assert len(reqs) == 1 and reqs[0]["allocation_id"] == 2001 and "submitted" in reqs[0]["status"]
+    assert reqs[0]["payload"]["priority"] == 3 and reqs[0]["payload"]["observation_type"] == "IFU"
+    comments = sp_get(skyportal, f"/api/sources/{SN}/comments")
+    texts = sorted(c["text"] for c in comments)
+    assert len(texts) == 2
+    assert any("saved to group 1001 by bts_p1 — 2 alerts > 0.5" in t and f"candid {second['candid']}" in t for t in texts)
+    assert any("SEDM follow-up requested" in t and "bts_p2" in t for t in texts)
+    annotations = sp_get(skyportal, f"/api/sources/{SN}/annotations")
+    assert len(annotations) == 1 and annotations[0]["origin"] == "btsbot"
+    data = annotations[0]["data"]
+    assert data["btsbot_model_version"] == "v1.0.1" and data["btsbot_n_counting_alerts"] >= 2
+    assert 0.5 < data["btsbot_latest_score"] <= data["btsbot_max_score"] <= 1.0
+    with pytest.raises(requests.HTTPError):
+        r = requests.get(f"{skyportal.url}/api/sources/{CV}", headers={"Authorization": f"token {skyportal.token}"})
+        r.raise_for_status()  # the CV was never written to Fritz: no such source
+
+    # the same window again: nothing new, nothing acted twice
+    n = len(skyportal.writes())
+    assert run_once(config) == 0
+    assert "0 new" in capsys.readouterr().out
+    assert len(skyportal.writes()) == n
+
+
+def test_dry_run_sends_no_write_and_journals_what_it_would(capsys, example_kowalski, skyportal, write_config):
+    config = write_config(example_kowalski, skyportal, mode="dry-run")
+    assert run_once(config) == 0
+    assert skyportal.writes() == []
+    capsys.readouterr()
+    assert main(["journal", "--config", str(config), "--format", "json", "--kind", "actions"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {(r["policy"], r["action"]) for r in rows} >= {("bts_p1", "save"), ("bts_p2", "followup")}
+    assert {r["outcome"] for r in rows} == {"dry-run"}
+    follow = next(r for r in rows if r["action"] == "followup")
+    body = follow["response"]["would_send"]["body"]
+    assert body["not_if_duplicates"] and body["radius"] == 0.5 and body["payload"]["priority"] == 3
+    for key in ("objectId", "candid", "jd", "policy", "action", "outcome"):
+        assert key in follow
+
+
+def test_journal_shows_alerts_and_decisions(capsys, example_kowalski, skyportal, write_config):
+    config = write_config(example_kowalski, skyportal, mode="dry-run")
+    assert run_once(config) == 0
+    capsys.readouterr()
+    assert main(["journal", "--config", str(config), "--object", CV, "--format", "json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows and {r["kind"] for r in rows} == {"alert"} and all(r["score"] < 0.01 for r in rows)
+    assert main(["journal", "--config", str(config), "--kind", "decisions"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["time", "kind", "objectId"] and len(table) == 3
+    assert all(SN in line for line in table[1:])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"kowalski": {"hots": "x"}}, "kowalski.hots: unknown key"),
+        ({"policies": [{"name": "p", "min_scor": 0.5}]}, "policies.0.min_scor: unknown key"),
+        ({"policies": [{"name": "p", "actions": {"save": {"group_ids": [1003]}}}]}, "group 1003"),
+        ({"policies": [{"name": "p", "actions": {"followup": {"allocation_id": 2002, "payload": {"priority": 3, "observation_type": "IFU"}}}}]}, "allocation 2002"),
+        ({"policies": [{"name": "p", "actions": {"followup": {"allocation_id": 2001, "payload": {"priority": 9, "observation_type": "IFU"}}}}]}, "priority"),
+        ({"skyportal": {"token": "00000000-0000-0000-0000-000000000000"}}, "refused"),
+        ({"kowalski": {"token": "not-a-valid-token"}}, "refused the token"),
+    ],
+    ids=["unknown-key", "policy-typo", "group-not-member", "allocation-not-usable", "bad-sedm-payload",
+         "bad-fritz-token", "bad-kowalski-token"],
+)
+def test_config_errors_fail_at_start_before_any_poll(capsys, example_kowalski, skyportal, write_config, override, message):
+    config = write_config(example_kowalski, skyportal, **override)
+    example_kowalski.reset_counts()
+    assert run_once(config) != 0
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) <= 3
+    assert example_kowalski.request_counts.get("POST /api/queries", 0) <= 1  # at most the catalog check
+    assert skyportal.writes() == []
+    assert skyportal.token not in err and example_kowalski.token not in err
