@@ -193,6 +193,13 @@ def _cell(value) -> str:
     return str(value)
 
 
+def cmd_demo(args) -> int:
+    from bot.demo import run_demo
+
+    run_demo(args.cache_dir, step_hours=args.step_hours, until=args.until, journal=args.journal)
+    return EXIT_OK
+
+
 # --- parser -------------------------------------------------------------------------------------------
 
 
@@ -256,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     journal.add_argument("--limit", type=int, help="the most recent N rows")
     journal.add_argument("--format", choices=("table", "json"), default="table")
     journal.set_defaults(func=cmd_journal)
+
+    demo = sub.add_parser("demo", help="replay the night of SN 2023tyk against local Kowalski and SkyPortal stand-ins")
+    demo.add_argument("--cache-dir", metavar="DIR", help="model cache (after `btsbot models pull`)")
+    demo.add_argument("--step-hours", type=float, default=1.0, help="simulated hours between cycles (default 1)")
+    demo.add_argument("--until", metavar="DATE|JD", help="stop the replay here (default: after the last alert)")
+    demo.add_argument("--journal", metavar="FILE", help="keep the journal here (default: a temporary file)")
+    demo.set_defaults(func=cmd_demo)
 
     sim = sub.add_parser("sim", help="local stand-ins of Kowalski and SkyPortal (test/demo tools, loopback only)")
     ssub = sim.add_subparsers(dest="sim_command", required=True, metavar="SERVICE")

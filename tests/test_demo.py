@@ -1,0 +1,19 @@
+"""`btsbot demo` replays SN 2023tyk's discovery: SEDM requested at its second alert, as in real life."""
+
+import json
+
+from bot.demo import run_demo
+from conftest import CV, SN
+
+
+def test_demo_triggers_sedm_at_the_real_time(model_cache, onnx_scorer):
+    lines = []
+    summary = run_demo(model_cache, step_hours=1.0, until="2023-10-06", out=lines.append, scorer=onnx_scorer)
+    decided = {(d["policy"], d["objectId"]): d["utc"] for d in summary["decisions"]}
+    assert decided == {("bts_p1", SN): "2023-10-05 10:37:55 UTC", ("bts_p2", SN): "2023-10-05 10:37:55 UTC"}
+    posts = [w for w in summary["writes"] if w["path"] == "/api/followup_request"]
+    assert len(posts) == 1 and posts[0]["body"]["obj_id"] == SN
+    # the request was made in the replayed night, not at the wall-clock time of the test
+    assert posts[0]["body"]["payload"]["start_date"].startswith("2023-10-05T11:00")
+    assert not any(CV in json.dumps(w) for w in summary["writes"])
+    assert any("bts_p2 selected ZTF23abhvlji at its alert of 2023-10-05 10:37:55 UTC" in line for line in lines)
