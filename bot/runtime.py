@@ -16,7 +16,8 @@ from bot.actions import Actor
 from bot.config import Config, ConfigError, secret
 from bot.journal import Journal
 from bot.kowalski.client import KowalskiClient
-from bot.kowalski.poller import Poller, utc_now_jd
+from bot.kowalski.poller import Poller
+from bot.timeutil import utc_now_jd
 from bot.skyportal.client import SkyPortalClient
 from bot.skyportal.followup import sedm_payload
 

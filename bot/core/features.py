@@ -76,7 +76,7 @@ def derived_features(candidate: dict, detections: Iterable[dict]) -> dict[str, f
     they are cut here); the alert's own candidate is always part of its history.
     """
     jd = _number(candidate.get("jd"), "jd")
-    hist = history_until(list(detections) + [candidate], jd)
+    hist = history_until([candidate, *detections], jd)  # first: its own values win over a republished copy
     mags = [float(d["magpsf"]) for d in hist]
     peak = min(mags)
     jd_peak = next(d["jd"] for d in hist if float(d["magpsf"]) == peak)  # earliest jd at the peak

@@ -132,6 +132,8 @@ class KowalskiSim:
         for name in (ALERTS, AUX):
             self.db.create_collection(name)
         self._staged: list[tuple[float, int, dict]] = []  # sorted by (visible_at, seq)
+        self._ingested: set[int] = set()  # candids in ZTF_alerts
+        self._aux: dict[str, tuple[list, set]] = {}  # objectId -> (prv_candidates, their keys)
         self._seq = 0
         self._lock = threading.RLock()  # guards the database and the staging list
         self._count_lock = threading.Lock()
@@ -184,30 +186,35 @@ class KowalskiSim:
         with self._lock:
             cut = bisect.bisect_right(self._staged, now, key=lambda t: t[0])
             due, self._staged = self._staged[:cut], self._staged[cut:]
-            return sum(self._ingest(alert) for _, _, alert in due)
+            return self._ingest([alert for _, _, alert in due])
 
-    def _ingest(self, alert: dict) -> bool:
-        alerts, aux = self.db[ALERTS], self.db[AUX]
-        if alerts.find_one({"_id": alert["candid"]}, {"_id": 1}) is not None:
-            return False  # Kowalski skips candids it already has
-        doc = {k: v for k, v in alert.items() if k not in ("prv_candidates", "fp_hists")}
-        doc["_id"] = alert["candid"]
-        doc.setdefault("classifications", {})
-        doc["coordinates"] = _coordinates(alert["candidate"]["ra"], alert["candidate"]["dec"])
-        alerts.insert_one(doc)
-        prv = [{k: v for k, v in p.items() if v is not None} for p in alert.get("prv_candidates") or []]
-        old = aux.find_one({"_id": alert["objectId"]})
-        merged = list(old["prv_candidates"]) if old else []
-        seen = {(p.get("jd"), p.get("fid")) for p in merged}
-        for p in prv:
-            if (p.get("jd"), p.get("fid")) not in seen:
-                seen.add((p.get("jd"), p.get("fid")))
-                merged.append(p)
-        if old:
-            aux.update_one({"_id": alert["objectId"]}, {"$set": {"prv_candidates": merged}})
-        else:
-            aux.insert_one({"_id": alert["objectId"], "cross_matches": {}, "prv_candidates": merged})
-        return True
+    def _ingest(self, alerts: list[dict]) -> int:
+        docs, touched = [], set()
+        for alert in alerts:
+            if alert["candid"] in self._ingested:
+                continue  # Kowalski skips candids it already has
+            self._ingested.add(alert["candid"])
+            doc = {k: v for k, v in alert.items() if k not in ("prv_candidates", "fp_hists")}
+            doc["_id"] = alert["candid"]
+            doc.setdefault("classifications", {})
+            doc["coordinates"] = _coordinates(alert["candidate"]["ra"], alert["candidate"]["dec"])
+            docs.append(doc)
+            # as Kowalski's ingester: null fields stripped, then $addToSet -- only identical entries merge
+            # (one exposure may hold two distinct detections of an object: same jd and fid, other candids)
+            entries, seen = self._aux.setdefault(alert["objectId"], ([], set()))
+            for p in alert.get("prv_candidates") or []:
+                p = {k: v for k, v in p.items() if v is not None}
+                key = tuple(sorted(p.items()))
+                if key not in seen:
+                    seen.add(key)
+                    entries.append(p)
+            touched.add(alert["objectId"])
+        if docs:
+            self.db[ALERTS].insert_many(docs)
+        for oid in touched:  # one write per object, however many of its alerts came in
+            self.db[AUX].replace_one({"_id": oid}, {"_id": oid, "cross_matches": {}, "prv_candidates": self._aux[oid][0]},
+                                     upsert=True)
+        return len(docs)
 
     # ---- queries -----------------------------------------------------------------------------------
     def run_query(self, body: dict):
