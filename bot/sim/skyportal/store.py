@@ -1,131 +1,20 @@
-"""SQLite state of the local SkyPortal stand-in: schema, seed loading, row access and serialisation.
+"""SQLite state of the local SkyPortal stand-in: row access, writes shared by handlers and seed, and serialisation
+(the schema is in schema.py, the seed in seed.py).
 
 Everything here runs under `Store.lock` (the HTTP handlers take it for a whole request), so one
-connection is shared by all server threads. Timestamps are naive UTC ISO strings, as SkyPortal's JSON
-encoder writes them (no offset, microseconds omitted when 0).
+connection is shared by all server threads.
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import math
 import sqlite3
 import threading
-from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-DEFAULT_SEED = "skyportal_seed.yaml"
-
-# Obj columns SkyPortal serialises (SP models/obj.py:186-292) plus internal_key.
-OBJ_COLUMNS = (
-    "id", "ra", "dec", "ra_dis", "dec_dis", "ra_err", "dec_err", "offset", "t0", "redshift",
-    "redshift_error", "redshift_origin", "redshift_history", "host_id", "summary", "summary_history",
-    "altdata", "dist_nearest_source", "mag_nearest_source", "e_mag_nearest_source", "transient",
-    "varstar", "is_roid", "mpc_name", "tns_name", "tns_info", "score", "origin", "alias",
-    "detect_photometry_count", "created_at", "modified", "internal_key",
-)
-
-SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT UNIQUE NOT NULL, first_name TEXT,
-  last_name TEXT, contact_email TEXT, is_admin INTEGER NOT NULL DEFAULT 0, is_bot INTEGER NOT NULL DEFAULT 0,
-  expired INTEGER NOT NULL DEFAULT 0, roles TEXT NOT NULL DEFAULT '[]', permissions TEXT NOT NULL DEFAULT '[]',
-  acls TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL);
-CREATE TABLE tokens (id TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id), name TEXT,
-  acls TEXT NOT NULL, created_at TEXT NOT NULL);
-CREATE TABLE groups_ (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, nickname TEXT, description TEXT,
-  private INTEGER NOT NULL DEFAULT 0, single_user_group INTEGER NOT NULL DEFAULT 0,
-  auto_accept_requests INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, modified TEXT NOT NULL);
-CREATE TABLE group_users (group_id INTEGER NOT NULL REFERENCES groups_(id), user_id INTEGER NOT NULL
-  REFERENCES users(id), can_save INTEGER NOT NULL DEFAULT 1, admin INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (group_id, user_id));
-CREATE TABLE telescopes (id INTEGER PRIMARY KEY, data TEXT NOT NULL);
-CREATE TABLE instruments (id INTEGER PRIMARY KEY, name TEXT NOT NULL, telescope_id INTEGER, data TEXT NOT NULL);
-CREATE TABLE streams (id INTEGER PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL);
-CREATE TABLE allocations (id INTEGER PRIMARY KEY, group_id INTEGER NOT NULL REFERENCES groups_(id),
-  instrument_id INTEGER NOT NULL REFERENCES instruments(id), facility TEXT NOT NULL DEFAULT 'ok',
-  data TEXT NOT NULL, created_at TEXT NOT NULL, modified TEXT NOT NULL);
-CREATE TABLE facility_rules (allocation_id INTEGER NOT NULL, obj_id TEXT NOT NULL, mode TEXT NOT NULL,
-  PRIMARY KEY (allocation_id, obj_id));
-CREATE TABLE default_followups (id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
-CREATE TABLE objs (id TEXT PRIMARY KEY, ra REAL, dec REAL, tns_name TEXT, data TEXT NOT NULL,
-  created_at TEXT NOT NULL, modified TEXT NOT NULL);
-CREATE TABLE obj_flags (obj_id TEXT PRIMARY KEY, classified INTEGER NOT NULL DEFAULT 0,
-  spectra INTEGER NOT NULL DEFAULT 0, tns_classified INTEGER);
-CREATE TABLE sources (id INTEGER PRIMARY KEY AUTOINCREMENT, obj_id TEXT NOT NULL REFERENCES objs(id),
-  group_id INTEGER NOT NULL REFERENCES groups_(id), saved_by_id INTEGER, saved_at TEXT NOT NULL,
-  active INTEGER NOT NULL DEFAULT 1, requested INTEGER NOT NULL DEFAULT 0, unsaved_by_id INTEGER,
-  unsaved_at TEXT, created_at TEXT NOT NULL, modified TEXT NOT NULL, UNIQUE (obj_id, group_id));
-CREATE TABLE comments (id INTEGER PRIMARY KEY AUTOINCREMENT, obj_id TEXT NOT NULL REFERENCES objs(id),
-  text TEXT NOT NULL, author_id INTEGER NOT NULL, bot INTEGER NOT NULL DEFAULT 0, origin TEXT, channel TEXT,
-  attachment_name TEXT, attachment_bytes TEXT, group_ids TEXT NOT NULL, created_at TEXT NOT NULL,
-  modified TEXT NOT NULL);
-CREATE TABLE annotations (id INTEGER PRIMARY KEY AUTOINCREMENT, obj_id TEXT NOT NULL REFERENCES objs(id),
-  origin TEXT NOT NULL, data TEXT NOT NULL, author_id INTEGER NOT NULL, group_ids TEXT NOT NULL,
-  created_at TEXT NOT NULL, modified TEXT NOT NULL, UNIQUE (obj_id, origin));
-CREATE TABLE followup_requests (id INTEGER PRIMARY KEY AUTOINCREMENT, obj_id TEXT NOT NULL REFERENCES objs(id),
-  allocation_id INTEGER NOT NULL REFERENCES allocations(id), requester_id INTEGER,
-  last_modified_by_id INTEGER, payload TEXT NOT NULL, status TEXT NOT NULL, comment TEXT,
-  target_group_ids TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL, modified TEXT NOT NULL);
-"""
-
-
-def utcnow() -> str:
-    """Naive UTC ISO timestamp, as SkyPortal serialises datetimes."""
-    return datetime.utcnow().isoformat()
-
-
-def dumps(v: Any) -> str:
-    return json.dumps(v)
-
-
-def loads(s: str | None) -> Any:
-    return None if s is None else json.loads(s)
-
-
-def angular_sep_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
-    """Great-circle distance in degrees (haversine)."""
-    r1, d1, r2, d2 = map(math.radians, (ra1, dec1, ra2, dec2))
-    h = math.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * math.cos(d2) * math.sin((r2 - r1) / 2) ** 2
-    return math.degrees(2 * math.asin(min(1.0, math.sqrt(h))))
-
-
-def galactic(ra: float, dec: float) -> tuple[float, float]:
-    """ICRS (J2000) -> galactic (l, b) in degrees."""
-    ra_gp, dec_gp, l_ncp = math.radians(192.85948), math.radians(27.12825), math.radians(122.93192)
-    r, d = math.radians(ra), math.radians(dec)
-    sin_b = math.sin(d) * math.sin(dec_gp) + math.cos(d) * math.cos(dec_gp) * math.cos(r - ra_gp)
-    b = math.asin(max(-1.0, min(1.0, sin_b)))
-    y = math.cos(d) * math.sin(r - ra_gp)
-    x = math.sin(d) * math.cos(dec_gp) - math.cos(d) * math.sin(dec_gp) * math.cos(r - ra_gp)
-    gl = (l_ncp - math.atan2(y, x)) % (2 * math.pi)
-    return math.degrees(gl), math.degrees(b)
-
-
-def load_seed(seed: None | str | Path | dict) -> dict:
-    """The seed as a dict: None -> the packaged default, a path -> that YAML file, a dict -> a copy."""
-    if seed is None:
-        text = resources.files("bot.sim").joinpath(DEFAULT_SEED).read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    elif isinstance(seed, dict):
-        data = copy.deepcopy(seed)
-    else:
-        data = yaml.safe_load(Path(seed).read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ValueError("SkyPortal sim seed must be a mapping")
-    for user in data.get("users", []):
-        for tok in user.get("tokens", []):
-            if "token" in str(tok["id"]):
-                raise ValueError(
-                    f"seed token {tok['id']!r} contains the word 'token': SkyPortal strips every "
-                    "occurrence of 'token' from the Authorization header, so it could never authenticate"
-                )
-    return data
+from bot.sim.skyportal.coords import angular_sep_deg
+from bot.sim.skyportal.schema import OBJ_COLUMNS, SCHEMA, dumps, loads, utcnow
+from bot.sim.skyportal.seed import apply_seed, load_seed
 
 
 class Store:
@@ -145,7 +34,7 @@ class Store:
             ).fetchone()
             if not has_schema:
                 self.db.executescript(SCHEMA)
-                self._apply_seed(self.seed)
+                apply_seed(self, self.seed)
         tok = self.seed.get("bot_token")
         if tok is None:
             first = self.q1("SELECT id FROM tokens ORDER BY created_at, rowid LIMIT 1")
@@ -172,82 +61,6 @@ class Store:
     def rollback(self) -> None:
         if self.db.in_transaction:
             self.db.execute("ROLLBACK")
-
-    # ---- seed -------------------------------------------------------------------------------------
-    def _apply_seed(self, s: dict) -> None:
-        now = utcnow()
-        self.begin()
-        for g in s.get("groups", []):
-            self.x(
-                "INSERT INTO groups_ (id, name, nickname, description, private, single_user_group,"
-                " auto_accept_requests, created_at, modified) VALUES (?,?,?,?,?,?,?,?,?)",
-                (g["id"], g["name"], g.get("nickname"), g.get("description"), int(bool(g.get("private"))),
-                 int(bool(g.get("single_user_group"))), int(bool(g.get("auto_accept_requests"))), now, now),
-            )
-        for u in s.get("users", []):
-            perms = list(u.get("permissions", []))
-            if u.get("is_admin") and "System admin" not in perms:
-                perms.append("System admin")
-            self.x(
-                "INSERT INTO users (id, username, first_name, last_name, contact_email, is_admin, is_bot,"
-                " expired, roles, permissions, acls, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (u["id"], u["username"], u.get("first_name"), u.get("last_name"), u.get("contact_email"),
-                 int(bool(u.get("is_admin"))), int(bool(u.get("is_bot"))), int(bool(u.get("expired"))),
-                 dumps(u.get("roles", [])), dumps(perms), dumps(u.get("acls", [])), now),
-            )
-            for m in u.get("groups", []):
-                m = {"id": m} if isinstance(m, int) else m
-                self.x("INSERT INTO group_users (group_id, user_id, can_save, admin) VALUES (?,?,?,?)",
-                       (m["id"], u["id"], int(m.get("can_save", True)), int(bool(m.get("admin")))))
-            for t in u.get("tokens", []):
-                self.x("INSERT INTO tokens (id, user_id, name, acls, created_at) VALUES (?,?,?,?,?)",
-                       (str(t["id"]), u["id"], t.get("name"), dumps(t.get("acls", [])), now))
-        for t in s.get("telescopes", []):
-            d = {"id": t["id"], "name": t["name"], "nickname": t.get("nickname"), "lat": t.get("lat"),
-                 "lon": t.get("lon"), "elevation": t.get("elevation"), "diameter": t.get("diameter"),
-                 "skycam_link": None, "weather_link": None, "robotic": bool(t.get("robotic", False)),
-                 "fixed_location": bool(t.get("fixed_location", True)), "created_at": now, "modified": now}
-            self.x("INSERT INTO telescopes (id, data) VALUES (?,?)", (t["id"], dumps(d)))
-        for i in s.get("instruments", []):
-            d = {"id": i["id"], "name": i["name"], "type": i.get("type"), "band": i.get("band"),
-                 "telescope_id": i.get("telescope_id"), "filters": i.get("filters", []),
-                 "api_classname": i.get("api_classname"), "api_classname_obsplan": i.get("api_classname_obsplan"),
-                 "listener_classname": "SEDMListener" if i.get("api_classname") == "SEDMAPI" else None,
-                 "sensitivity_data": None, "configuration_data": None, "treasuremap_id": None,
-                 "tns_id": None, "region": None, "has_fields": False, "has_region": False,
-                 "created_at": now, "modified": now}
-            self.x("INSERT INTO instruments (id, name, telescope_id, data) VALUES (?,?,?,?)",
-                   (i["id"], i["name"], i.get("telescope_id"), dumps(d)))
-        for st in s.get("streams", []):
-            self.x("INSERT INTO streams (id, name, created_at) VALUES (?,?,?)", (st["id"], st["name"], now))
-        for a in s.get("allocations", []):
-            d = {"id": a["id"], "pi": a.get("pi"), "proposal_id": a.get("proposal_id"),
-                 "validity_ranges": a.get("validity_ranges"), "hours_allocated": a.get("hours_allocated", 0.0),
-                 "default_share_group_ids": a.get("default_share_group_ids"), "types": a.get("types", ["triggered"]),
-                 "group_id": a["group_id"], "instrument_id": a["instrument_id"]}
-            self.x("INSERT INTO allocations (id, group_id, instrument_id, facility, data, created_at, modified)"
-                   " VALUES (?,?,?,?,?,?,?)",
-                   (a["id"], a["group_id"], a["instrument_id"], a.get("facility", "ok"), dumps(d), now, now))
-        for o in s.get("objs", []):
-            extra = {k: v for k, v in o.items() if k in OBJ_COLUMNS and k not in ("id", "ra", "dec")}
-            self.insert_obj(o["id"], o["ra"], o["dec"], extra)
-            if o.get("classified") or o.get("spectra"):
-                self.set_flags(o["id"], classified=o.get("classified"), spectra=o.get("spectra"))
-            for sv in o.get("saves", []):
-                self.x("INSERT INTO sources (obj_id, group_id, saved_by_id, saved_at, active, requested,"
-                       " created_at, modified) VALUES (?,?,?,?,1,0,?,?)",
-                       (o["id"], sv["group_id"], sv.get("saved_by"), now, now, now))
-        for r in s.get("followup_requests", []):
-            self.x("INSERT INTO followup_requests (obj_id, allocation_id, requester_id, last_modified_by_id,"
-                   " payload, status, comment, target_group_ids, created_at, modified)"
-                   " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                   (r["obj_id"], r["allocation_id"], r.get("requester_id"), r.get("requester_id"),
-                    dumps(r.get("payload", {})), r.get("status", "submitted"), r.get("comment"),
-                    dumps(r.get("target_group_ids", [])), now, now))
-        for d in s.get("default_followup_requests", []):
-            self.x("INSERT INTO default_followups (data) VALUES (?)", (dumps(d),))
-        self.x("INSERT INTO meta (key, value) VALUES ('seeded_at', ?)", (now,))
-        self.commit()
 
     # ---- users, tokens, groups --------------------------------------------------------------------
     def token(self, token_id: str) -> sqlite3.Row | None:
@@ -349,6 +162,48 @@ class Store:
         rows = self.q("SELECT * FROM objs WHERE dec BETWEEN ? AND ?", (dec - radius_deg - 1e-9, dec + radius_deg + 1e-9))
         return [r for r in rows if r["ra"] is not None
                 and angular_sep_deg(ra, dec, r["ra"], r["dec"]) <= radius_deg]
+
+    # ---- sources, comments, follow-up requests ----------------------------------------------------
+    def source_row(self, obj_id: str, group_id: int) -> sqlite3.Row | None:
+        """The Source row of (obj, group), active or not."""
+        return self.q1("SELECT * FROM sources WHERE obj_id = ? AND group_id = ?", (obj_id, group_id))
+
+    def insert_source(self, obj_id: str, group_id: int, saved_by_id: int | None, now: str, active: int = 1,
+                      requested: int = 0) -> None:
+        self.x("INSERT INTO sources (obj_id, group_id, saved_by_id, saved_at, active, requested, created_at,"
+               " modified) VALUES (?,?,?,?,?,?,?,?)", (obj_id, group_id, saved_by_id, now, active, requested, now, now))
+
+    def insert_comment(self, obj_id: str, text: str, author_id: int, group_ids: list[int], origin: str | None = None,
+                       channel: str | None = None, attachment_name: str | None = None,
+                       attachment_bytes: str | None = None) -> int:
+        """A bot comment (bot = 1); returns its id."""
+        now = utcnow()
+        cur = self.x("INSERT INTO comments (obj_id, text, author_id, bot, origin, channel, attachment_name,"
+                     " attachment_bytes, group_ids, created_at, modified) VALUES (?,?,?,1,?,?,?,?,?,?,?)",
+                     (obj_id, text, author_id, origin, channel, attachment_name, attachment_bytes, dumps(group_ids),
+                      now, now))
+        return cur.lastrowid
+
+    def followup_request(self, request_id: int) -> sqlite3.Row | None:
+        return self.q1("SELECT * FROM followup_requests WHERE id = ?", (request_id,))
+
+    def insert_followup(self, obj_id: str, allocation_id: int, requester_id: int | None, payload: Any, status: str,
+                        comment: str | None, target_group_ids: list[int], now: str | None = None) -> int:
+        """A follow-up request last modified by its requester; returns its id."""
+        now = now or utcnow()
+        cur = self.x("INSERT INTO followup_requests (obj_id, allocation_id, requester_id, last_modified_by_id,"
+                     " payload, status, comment, target_group_ids, created_at, modified)"
+                     " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                     (obj_id, allocation_id, requester_id, requester_id, dumps(payload), status, comment,
+                      dumps(target_group_ids), now, now))
+        return cur.lastrowid
+
+    def set_followup_status(self, request_id: int, status: str) -> None:
+        self.x("UPDATE followup_requests SET status = ?, modified = ? WHERE id = ?", (status, utcnow(), request_id))
+
+    def request_instrument(self, r: sqlite3.Row) -> dict:
+        """The instrument (dict, {} if missing) of a follow-up request's allocation."""
+        return self.instrument_dict(self.allocation(r["allocation_id"])["instrument_id"]) or {}
 
     # ---- serialisation ----------------------------------------------------------------------------
     def user_dict(self, u: sqlite3.Row | None) -> dict | None:
