@@ -34,6 +34,17 @@ class ScoreResult:
         return self.status == "ok"
 
 
+@dataclass
+class Staged:
+    """Alerts between `Scorer.stage` and `Scorer.finish`."""
+
+    triplets: np.ndarray  # (n, 63, 63, 3) of the alerts still scorable
+    candidates: list[dict]
+    histories: list
+    pending: list[ScoreResult]  # their results, to be completed
+    results: list[ScoreResult]  # every alert's result, in input order
+
+
 def _identity(alert) -> tuple[str | None, int | None, float | None, str | None, dict]:
     if not isinstance(alert, dict):
         return None, None, None, "alert is not a record", {}
@@ -70,8 +81,8 @@ class Scorer:
         self.model, self.braai = model, braai
         self.batch_size, self.drb_source, self.model_version = batch_size, drb_source, model_version
 
-    def prepare(self, alerts: Sequence[dict], histories: Sequence[Iterable[dict]] | None = None):
-        """Everything but the BTSbot model: (triplets, features, results with status set)."""
+    def stage(self, alerts: Sequence[dict], histories: Sequence[Iterable[dict]] | None = None) -> "Staged":
+        """The model-free part (identity checks, triplets): safe to run in another thread."""
         ids = [_identity(a) for a in alerts]
         results = [ScoreResult(oid, candid, jd, None, "ok" if err is None else f"unscorable: {err}",
                                magpsf=cand.get("magpsf")) for oid, candid, jd, err, cand in ids]
@@ -82,19 +93,24 @@ class Scorer:
                 results[good[j]].status = f"unscorable: {err}"
         keep = [j for j, err in enumerate(trip_err) if err is None]
         good = [good[j] for j in keep]
-        triplets = triplets[keep]
-        cands = [ids[i][4] for i in good]
-        drbs = self._drbs(triplets, cands)
         hists = [packet_history(alerts[i]) if histories is None else histories[i] for i in good]
-        feats, feat_err = feature_matrix(cands, hists, drbs)
-        for j, err in enumerate(feat_err):
-            i = good[j]
+        return Staged(triplets[keep], [ids[i][4] for i in good], hists, [results[i] for i in good], results)
+
+    def finish(self, staged: "Staged") -> list[ScoreResult]:
+        """braai (new_drb), the 25 features, then BTSbot, in batches; returns every alert's result."""
+        drbs = self._drbs(staged.triplets, staged.candidates)
+        feats, feat_err = feature_matrix(staged.candidates, staged.histories, drbs)
+        keep = []
+        for j, (err, r) in enumerate(zip(feat_err, staged.pending)):
             if err:
-                results[i].status = f"unscorable: {err}"
+                r.status = f"unscorable: {err}"
             else:
-                results[i].features = dict(zip(FEATURES, map(float, feats[j])))
-        keep = [j for j, err in enumerate(feat_err) if err is None]
-        return triplets[keep], feats[keep], [results[good[j]] for j in keep], results
+                r.features = dict(zip(FEATURES, map(float, feats[j])))
+                keep.append(j)
+        if keep:
+            for j, score in zip(keep, self.predict(staged.triplets[keep], feats[keep])):
+                staged.pending[j].score = float(score)
+        return staged.results
 
     def _drbs(self, triplets: np.ndarray, cands: list[dict]) -> list[float | None]:
         if self.drb_source == "alert":
@@ -112,8 +128,4 @@ class Scorer:
 
     def score(self, alerts: Sequence[dict], histories: Sequence[Iterable[dict]] | None = None) -> list[ScoreResult]:
         """One ScoreResult per alert, in input order."""
-        triplets, feats, scorable, results = self.prepare(alerts, histories)
-        if scorable:
-            for r, s in zip(scorable, self.predict(triplets, feats)):
-                r.score = float(s)
-        return results
+        return self.finish(self.stage(alerts, histories))

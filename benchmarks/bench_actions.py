@@ -1,0 +1,82 @@
+"""Acting on Fritz at its rate limit: requests per saved / triggered source and wall time.
+
+    python benchmarks/bench_actions.py [--sources 50] [--rate 5]
+
+N synthetic sources are selected by bts_p1 (save + comment + annotation) and bts_p2 (SEDM request +
+comment); the actions run against the local SkyPortal with the client's rate limit (Fritz: 5 req/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bot.actions import Actor  # noqa: E402
+from bot.config import load_config  # noqa: E402
+from bot.core.policies import Decision  # noqa: E402
+from bot.journal import Journal  # noqa: E402
+from bot.sim.skyportal import SkyPortalSim  # noqa: E402
+from bot.skyportal.client import SkyPortalClient  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sources", type=int, default=50)
+    ap.add_argument("--rate", type=float, default=5.0)
+    args = ap.parse_args()
+    cfg = load_config(env={})
+    with tempfile.TemporaryDirectory() as tmp, SkyPortalSim() as sim:
+        client = SkyPortalClient(sim.url, sim.token, rate_limit_per_s=args.rate)
+        journal = Journal(Path(tmp) / "j.sqlite")
+        actor = Actor(journal, client, cfg.policies, mode="live")
+        with journal.transaction():
+            for i in range(args.sources):
+                oid = f"ZTF24bench{i:04d}"
+                journal.record_alerts([{"candid": 10**18 + i, "objectId": oid, "jd": 2460600.5 + i / 100, "score": 0.9,
+                                        "model_version": "v1.0.1", "status": "ok", "magpsf": 18.0,
+                                        "peakmag_so_far": 18.0, "age": 1.0}])
+                for name in ("bts_p1", "bts_p2"):
+                    d = Decision(name, oid, 10**18 + i, 2460600.5 + i / 100, 2, (10**18 + i - 1, 10**18 + i), 0.9,
+                                 0.9, 18.0, 18.0, 1.0, "v1.0.1")
+                    actor.plan(d, {"extra": {"ra": 10.0 + i / 10, "dec": 20.0}})
+                actor.plan_annotation(oid)
+        sim.clear_requests()
+        t = time.perf_counter()
+        reports = actor.run_pending()
+        seconds = time.perf_counter() - t
+        outcomes = Counter((r.action, r.outcome) for r in reports)
+        by_kind = Counter()
+        for r in sim.requests:
+            path = r["path"]
+            kind = ("followup" if "followup_request" in path else "comment" if path.endswith("/comments")
+                    else "annotation" if "/annotations" in path else "save" if path.startswith("/api/sources") else "other")
+            by_kind[kind] += 1
+        n = args.sources
+        print(f"{n} sources, each saved (bts_p1) and triggered (bts_p2); client rate limit {args.rate:g} req/s\n")
+        print("| | requests | per source |")
+        print("|---|---|---|")
+        save_side = by_kind["save"] + by_kind["comment"] / 2 + by_kind["annotation"]
+        trig_side = by_kind["followup"] + by_kind["comment"] / 2
+        for label, value in (("save (GET groups, POST /api/sources, GET groups)", by_kind["save"]),
+                             ("follow-up (list requests, POST)", by_kind["followup"]),
+                             ("comments (one per action)", by_kind["comment"]),
+                             ("annotation (GET, POST/PUT)", by_kind["annotation"]),
+                             ("per saved source, with its comment and annotation", save_side),
+                             ("per triggered source, with its comment", trig_side),
+                             ("all", len(sim.requests))):
+            print(f"| {label} | {value:g} | {value / n:.1f} |")
+        print(f"\nwall time {seconds:.1f} s for {len(sim.requests)} requests "
+              f"({len(sim.requests) / seconds:.2f} req/s); outcomes: {dict(outcomes)}")
+        journal.close()
+        client.close()
+
+
+if __name__ == "__main__":
+    main()
