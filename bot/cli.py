@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--backend", choices=("onnx", "tensorflow"), help="default: models.backend (onnx)")
     score.add_argument("--drb-source", choices=("braai", "alert"), help="default: models.drb_source (braai)")
     score.add_argument("--batch-size", type=int, help="alerts per model call (default: models.batch_size)")
-    score.add_argument("--chunk", type=int, default=256, help="files read ahead while the previous chunk is scored (bounds memory)")
+    score.add_argument("--chunk", type=int, default=128, help="files read ahead while the previous chunk is scored (bounds memory)")
     score.add_argument("--output", "-o", metavar="FILE", help="write rows here instead of stdout")
     score.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                        help="progress bar on stderr (auto: on a terminal, for 50+ files)")

@@ -69,7 +69,7 @@ def _chunks(paths: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 def score_paths(
-    scorer: Scorer, inputs: Iterable[str], chunk: int = 256, on_file: Callable[[], None] = lambda: None
+    scorer: Scorer, inputs: Iterable[str], chunk: int = 128, on_file: Callable[[], None] = lambda: None
 ) -> Iterator[Row]:
     """Rows for every alert in `inputs` (files and directories searched recursively for *.avro).
 
