@@ -104,7 +104,7 @@ def main():
     for backend in ("onnx", "tensorflow"):
         model, braai = load_backends(backend, cache)
         t_braai = timed(lambda: [braai.predict(triplets[i : i + 256]) for i in range(0, len(batch), 256)], 1)
-        rows.append((f"braai (new_drb), batch 256", backend, "256", rate(len(batch), t_braai)))
+        rows.append(("braai (new_drb), batch 256", backend, "256", rate(len(batch), t_braai)))
         rows.append(("preprocessing total (triplets + features + braai)", backend, "256",
                      rate(len(batch), t_trip + t_feat + t_braai)))
         for bs in (1, 64, 512):

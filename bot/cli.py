@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import sys
-from pathlib import Path
 
 from bot import __version__
 

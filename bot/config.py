@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 _REPO_DEFAULTS = Path(__file__).resolve().parent.parent / "config" / "config.defaults.yaml"
 _PACKAGED_DEFAULTS = Path(__file__).resolve().parent / "_data" / "config.defaults.yaml"

@@ -17,9 +17,9 @@ from bot.config import Config, ConfigError, secret
 from bot.journal import Journal
 from bot.kowalski.client import KowalskiClient
 from bot.kowalski.poller import Poller
-from bot.timeutil import utc_now_jd
 from bot.skyportal.client import SkyPortalClient
 from bot.skyportal.followup import sedm_payload
+from bot.timeutil import utc_now_jd
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,9 @@ def skyportal_client(cfg: Config) -> SkyPortalClient | None:
 def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None = None,
                  now: Callable[[], datetime] | None = None) -> Runtime:
     """Connect and check everything the cycle needs; `scorer` may be injected (tests share one model)."""
-    from bot.cli import build_scorer  # the model backends import heavy frameworks lazily
+    from bot.cli import (
+        build_scorer,  # the model backends import heavy frameworks lazily
+    )
 
     check_policies(cfg)
     closers = []

@@ -2,11 +2,11 @@
 
 import pytest
 import requests
+from conftest import EXAMPLE_SINCE, EXAMPLE_UNTIL, SN
 
 from bot.config import load_config
 from bot.cycle import run_cycle
 from bot.runtime import open_runtime
-from conftest import EXAMPLE_SINCE, EXAMPLE_UNTIL, SN
 
 
 @pytest.fixture

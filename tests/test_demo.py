@@ -2,8 +2,9 @@
 
 import json
 
-from bot.demo import run_demo
 from conftest import CV, SN
+
+from bot.demo import run_demo
 
 
 def test_demo_triggers_sedm_at_the_real_time(model_cache, onnx_scorer):

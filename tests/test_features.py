@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from bot.core.features import (
-    FEATURES, FeatureError, alert_drb, derived_features, feature_row, history_until, packet_history,
+    FEATURES,
+    FeatureError,
+    alert_drb,
+    derived_features,
+    feature_row,
+    history_until,
+    packet_history,
 )  # fmt: skip
 
 DERIVED_CHECKED = ("age", "days_since_peak", "days_to_peak", "peakmag_so_far", "maxmag_so_far", "nnotdet")

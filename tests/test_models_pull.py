@@ -4,7 +4,13 @@ import shutil
 
 import pytest
 
-from bot.artifacts import ArtifactError, get_artifact, installed_path, load_manifest, pull
+from bot.artifacts import (
+    ArtifactError,
+    get_artifact,
+    installed_path,
+    load_manifest,
+    pull,
+)
 from bot.cli import main
 
 

@@ -41,8 +41,9 @@ def test_example_policy_facts(example):
 
 def test_backends_agree_on_real_alerts(model_cache, real_alerts):
     """TensorFlow (reference) and ONNX Runtime give the same score to 1e-5 on every real alert."""
-    from bot.scoring.backends import load_backends
     from conftest import _backends
+
+    from bot.scoring.backends import load_backends
 
     scores = {}
     for name in ("onnx", "tensorflow"):

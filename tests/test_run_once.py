@@ -4,9 +4,9 @@ import json
 
 import pytest
 import requests
+from conftest import CV, EXAMPLE_SINCE, EXAMPLE_UNTIL, SN
 
 from bot.cli import main
-from conftest import CV, EXAMPLE_SINCE, EXAMPLE_UNTIL, SN
 
 WINDOW = ["--since", str(EXAMPLE_SINCE), "--until", str(EXAMPLE_UNTIL)]
 

@@ -6,8 +6,9 @@ import shutil
 
 import numpy as np
 import pytest
+from avro_packets import avro_bytes, write_packet
+from avro_packets import ztf_schema as build_schema
 
-from avro_packets import avro_bytes, write_packet, ztf_schema as build_schema
 from bot.cli import main
 from bot.sim.example_night import fits_stamp
 

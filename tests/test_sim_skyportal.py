@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from bot.sim.skyportal import SkyPortalSim, schema_error, sedm_form_schema, sedm_prepare_payload
+from bot.sim.skyportal import (
+    SkyPortalSim,
+    schema_error,
+    sedm_form_schema,
+    sedm_prepare_payload,
+)
 
 READONLY_TOKEN = "5e6d3c1a-9b1f-4c2e-8d7a-b75b07000002"
 EXPIRED_TOKEN = "5e6d3c1a-9b1f-4c2e-8d7a-e0e000000004"

@@ -17,7 +17,13 @@ import pytest
 import requests
 
 from bot.skyportal import followup
-from bot.skyportal.client import FollowupResult, RateLimiter, SaveResult, SkyPortalClient, SkyPortalError
+from bot.skyportal.client import (
+    FollowupResult,
+    RateLimiter,
+    SaveResult,
+    SkyPortalClient,
+    SkyPortalError,
+)
 
 TOKEN = "0f1e2d3c-aaaa-bbbb-cccc-123456789abc"
 

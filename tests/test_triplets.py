@@ -6,7 +6,13 @@ import io
 import numpy as np
 import pytest
 
-from bot.core.triplets import CUTOUT_KEYS, CutoutError, decode_stamp, make_triplet, normalise_cutout
+from bot.core.triplets import (
+    CUTOUT_KEYS,
+    CutoutError,
+    decode_stamp,
+    make_triplet,
+    normalise_cutout,
+)
 from bot.sim.example_night import fits_stamp
 
 SENTINEL_CANDIDS = {2475433850015015000: "ZTF17aacymkh", 2475433850415015002: "ZTF19aciwwya"}

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.artifacts import Artifact, ArtifactError, artifact_dir, get_artifact, installed_path
+from bot.artifacts import (
+    Artifact,
+    ArtifactError,
+    artifact_dir,
+    get_artifact,
+    installed_path,
+)
 
 BACKENDS = ("onnx", "tensorflow")
 ONNX_FILE = "model.onnx"

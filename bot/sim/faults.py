@@ -98,3 +98,32 @@ HTML_ERROR = (
     "<html>\r\n<head><title>{status} Error</title></head>\r\n<body>\r\n<center><h1>{status} Error</h1></center>\r\n"
     "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 )
+
+
+def add_fault_arguments(parser) -> None:
+    """The fault-injection flags both stand-ins' command lines share (all off by default)."""
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every request")
+    parser.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests answered 500/503")
+    parser.add_argument("--throttle-rate", type=float, default=0.0, help="fraction answered 429 with Retry-After")
+    parser.add_argument("--timeout-rate", type=float, default=0.0, help="fraction that hang (--hang-s) before processing")
+    parser.add_argument("--hang-s", type=float, default=30.0, help="how long a timeout fault hangs (default 30 s)")
+    parser.add_argument("--fault-seed", type=int, default=None, help="random seed of the fault rates")
+
+
+def faults_from_args(args) -> Faults:
+    return Faults(latency_s=args.latency_ms / 1000.0, error_rate=args.error_rate, throttle_rate=args.throttle_rate,
+                  timeout_rate=args.timeout_rate, hang_s=args.hang_s, seed=args.fault_seed)
+
+
+def wait_for_stop_signal() -> None:
+    """Block until SIGTERM or SIGINT (a stand-in's command line serving until it is told to stop)."""
+    import signal
+
+    done = threading.Event()
+    old = {s: signal.signal(s, lambda *_: done.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not done.wait(0.2):
+            pass
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)

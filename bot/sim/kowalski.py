@@ -24,7 +24,6 @@ import json
 import logging
 import math
 import secrets
-import signal
 import sys
 import threading
 from datetime import datetime, timezone
@@ -37,7 +36,13 @@ from bson import json_util
 
 from bot.alert_files import iter_alert_files
 from bot.sim.clock import SimClock, parse_time
-from bot.sim.faults import HTML_ERROR, Faults
+from bot.sim.faults import (
+    HTML_ERROR,
+    Faults,
+    add_fault_arguments,
+    faults_from_args,
+    wait_for_stop_signal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -493,30 +498,19 @@ def register_cli(subparsers) -> argparse.ArgumentParser:
     start.add_argument("--start", metavar="DATE", help="simulated start time as an ISO date/datetime (UTC)")
     p.add_argument("--speed", type=float, default=1.0,
                    help="simulated days per real day (default 1 = real time; 3600 = one hour per second)")
-    p.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every request")
-    p.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests answered 500/503")
-    p.add_argument("--throttle-rate", type=float, default=0.0, help="fraction of requests answered 429")
-    p.add_argument("--timeout-rate", type=float, default=0.0, help="fraction of requests that hang (--hang-s)")
-    p.add_argument("--hang-s", type=float, default=30.0, help="how long a timeout fault hangs (default 30 s)")
-    p.add_argument("--seed", type=int, help="random seed of the fault rates")
+    add_fault_arguments(p)
     p.set_defaults(func=run_cli)
     return p
 
 
 def run_cli(args: argparse.Namespace) -> int:
     start_jd = args.start_jd if args.start_jd is not None else (parse_time(args.start) if args.start else None)
-    faults = Faults(latency_s=args.latency_ms / 1000.0, error_rate=args.error_rate,
-                    throttle_rate=args.throttle_rate, timeout_rate=args.timeout_rate,
-                    hang_s=args.hang_s, seed=args.seed)
+    faults = faults_from_args(args)
     sim = KowalskiSim(host=args.host, port=args.port, token=args.token, users={args.user: args.password},
                       clock=SimClock(start_jd=start_jd, speed=args.speed), faults=faults)
     n = sim.load_paths(args.alerts)
     for path, why in sim.load_errors:
         print(f"kowalski sim: skipped {path}: {why}", file=sys.stderr)
-    stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
     try:
         url = sim.start()
     except OSError as exc:
@@ -524,8 +518,7 @@ def run_cli(args: argparse.Namespace) -> int:
         return 1
     print(f"kowalski sim ready on {url} token={sim.token} alerts={n}", flush=True)
     try:
-        while not stop.wait(0.2):
-            pass
+        wait_for_stop_signal()
     finally:
         sim.stop()
     return 0

@@ -5,11 +5,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
-from bot.sim.faults import Faults
+from bot.sim.faults import add_fault_arguments, faults_from_args, wait_for_stop_signal
 from bot.sim.skyportal.server import SkyPortalSim
 
 
@@ -28,21 +26,14 @@ def register_cli(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", metavar="FILE", default=None, help="seed YAML (default: the packaged seed)")
     p.add_argument("--db", metavar="PATH", default=None,
                    help="SQLite file to keep state across restarts (default: in memory)")
-    p.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request, milliseconds")
-    p.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests answered 500/503")
-    p.add_argument("--throttle-rate", type=float, default=0.0, help="fraction answered 429 (nginx HTML)")
-    p.add_argument("--timeout-rate", type=float, default=0.0, help="fraction that hang before processing")
-    p.add_argument("--hang-s", type=float, default=30.0, help="how long a timeout fault hangs (default 30)")
-    p.add_argument("--fault-seed", type=int, default=None, help="random seed of the fault rates")
+    add_fault_arguments(p)
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
     p.set_defaults(func=_cli_run)
     return p
 
 
 def _cli_run(args: argparse.Namespace) -> int:
-    faults = Faults(latency_s=args.latency_ms / 1000.0, error_rate=args.error_rate,
-                    throttle_rate=args.throttle_rate, timeout_rate=args.timeout_rate, hang_s=args.hang_s,
-                    seed=args.fault_seed)
+    faults = faults_from_args(args)
     try:
         sim = SkyPortalSim(seed=args.seed, db_path=args.db, host=args.host, port=args.port, faults=faults,
                            verbose=args.verbose)
@@ -53,20 +44,11 @@ def _cli_run(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"skyportal sim: WARNING bound to {args.host}, not loopback; its tokens are public",
               file=sys.stderr)
-    done = threading.Event()
-
-    def _stop(signum, frame):
-        done.set()
-
-    old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
     print(f"SkyPortal sim ready at {url} token {sim.token}", flush=True)
     try:
-        while not done.wait(0.5):
-            pass
+        wait_for_stop_signal()
     finally:
         sim.stop()
-        for s, h in old.items():
-            signal.signal(s, h)
     return 0
 
 

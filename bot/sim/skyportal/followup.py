@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.sim.skyportal.context import MAX_FOLLOWUP_REQUESTS, Ctx, int_arg, page_args, parse_date, sort_args
+from bot.sim.skyportal.context import (
+    MAX_FOLLOWUP_REQUESTS,
+    Ctx,
+    int_arg,
+    page_args,
+    parse_date,
+    sort_args,
+)
 from bot.sim.skyportal.envelope import Handlers
 from bot.sim.skyportal.errors import ApiError, Fail
 from bot.sim.skyportal.facility import facility_call

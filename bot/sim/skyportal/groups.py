@@ -4,7 +4,13 @@ allocations and instruments.
 
 from __future__ import annotations
 
-from bot.sim.skyportal.context import MAX_FOLLOWUP_REQUESTS, Ctx, int_arg, page_args, sort_args
+from bot.sim.skyportal.context import (
+    MAX_FOLLOWUP_REQUESTS,
+    Ctx,
+    int_arg,
+    page_args,
+    sort_args,
+)
 from bot.sim.skyportal.envelope import Handlers
 from bot.sim.skyportal.errors import ApiError
 from bot.sim.skyportal.schema import loads

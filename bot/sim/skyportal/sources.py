@@ -11,7 +11,12 @@ from bot.sim.skyportal.coords import galactic
 from bot.sim.skyportal.envelope import Handlers
 from bot.sim.skyportal.errors import ApiError, Fail
 from bot.sim.skyportal.schema import utcnow
-from bot.sim.skyportal.validation import SourceGroupsPatch, SourceGroupsPost, obj_post_load, pydantic_load
+from bot.sim.skyportal.validation import (
+    SourceGroupsPatch,
+    SourceGroupsPost,
+    obj_post_load,
+    pydantic_load,
+)
 
 
 class SourcesHandlers(Handlers):
@@ -45,7 +50,7 @@ class SourcesHandlers(Handlers):
             data["id"] = str(data["id"])
         obj_id = data["id"]
         if not isinstance(obj_id, str):
-            raise Fail(f"Invalid/missing parameters: {{'id': ['Not a valid string.']}}")
+            raise Fail("Invalid/missing parameters: {'id': ['Not a valid string.']}")
         if " " in obj_id:
             raise Fail("No spaces allowed in source ID")
         if not re.match(r"^[a-zA-Z0-9_\-;:+.]+$", obj_id):
