@@ -17,4 +17,7 @@ def test_demo_triggers_sedm_at_the_real_time(model_cache, onnx_scorer):
     # the request was made in the replayed night, not at the wall-clock time of the test
     assert posts[0]["body"]["payload"]["start_date"].startswith("2023-10-05T11:00")
     assert not any(CV in json.dumps(w) for w in summary["writes"])
+    # the annotation is kept current: a later alert of the SN updates it in place (PUT), never a second one
+    annotation_writes = [w for w in summary["writes"] if "/annotations" in w["path"]]
+    assert annotation_writes[0]["method"] == "POST" and {w["method"] for w in annotation_writes[1:]} == {"PUT"}
     assert any("bts_p2 selected ZTF23abhvlji at its alert of 2023-10-05 10:37:55 UTC" in line for line in lines)
