@@ -74,18 +74,6 @@ def cmd_models_status(args) -> int:
 # --- score --------------------------------------------------------------------------------------------
 
 
-def build_scorer(cfg, backend: str | None = None, cache_dir=None, drb_source: str | None = None, batch_size=None):
-    from bot.artifacts import cache_root, get_artifact
-    from bot.scoring.backends import load_backends
-    from bot.scoring.scorer import Scorer
-
-    cache = cache_root(cache_dir or cfg.models.cache_dir)
-    model, braai = load_backends(backend or cfg.models.backend, cache, threads=cfg.models.threads)
-    version = get_artifact("models", "btsbot").version
-    return Scorer(model, braai, batch_size=batch_size or cfg.models.batch_size,
-                  drb_source=drb_source or cfg.models.drb_source, model_version=version)
-
-
 def _fmt(value):
     if value is None:
         return ""
@@ -97,6 +85,7 @@ def _fmt(value):
 def cmd_score(args) -> int:
     from bot.alert_files import find_alert_files
     from bot.scoring.files import COLUMNS, score_paths
+    from bot.scoring.scorer import build_scorer
 
     cfg = _load_config(args)
     scorer = build_scorer(cfg, args.backend, args.cache_dir, args.drb_source, args.batch_size)

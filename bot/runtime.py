@@ -17,6 +17,7 @@ from bot.config import Config, ConfigError, secret
 from bot.journal import Journal
 from bot.kowalski.client import KowalskiClient
 from bot.kowalski.poller import Poller
+from bot.scoring.scorer import build_scorer
 from bot.skyportal.client import SkyPortalClient
 from bot.skyportal.followup import sedm_payload
 from bot.timeutil import utc_now_jd
@@ -84,10 +85,6 @@ def skyportal_client(cfg: Config) -> SkyPortalClient | None:
 def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None = None,
                  now: Callable[[], datetime] | None = None) -> Runtime:
     """Connect and check everything the cycle needs; `scorer` may be injected (tests share one model)."""
-    from bot.cli import (
-        build_scorer,  # the model backends import heavy frameworks lazily
-    )
-
     check_policies(cfg)
     closers = []
     try:

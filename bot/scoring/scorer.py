@@ -129,3 +129,15 @@ class Scorer:
     def score(self, alerts: Sequence[dict], histories: Sequence[Iterable[dict]] | None = None) -> list[ScoreResult]:
         """One ScoreResult per alert, in input order."""
         return self.finish(self.stage(alerts, histories))
+
+
+def build_scorer(cfg, backend: str | None = None, cache_dir=None, drb_source: str | None = None,
+                 batch_size: int | None = None) -> Scorer:
+    """The scorer the configuration describes (`models.*`), the arguments overriding it."""
+    from bot.artifacts import cache_root, get_artifact
+    from bot.scoring.backends import load_backends
+
+    cache = cache_root(cache_dir or cfg.models.cache_dir)
+    model, braai = load_backends(backend or cfg.models.backend, cache, threads=cfg.models.threads)
+    return Scorer(model, braai, batch_size=batch_size or cfg.models.batch_size,
+                  drb_source=drb_source or cfg.models.drb_source, model_version=get_artifact("models", "btsbot").version)
