@@ -130,6 +130,11 @@ class Actor:
             outcome, response = "failed", {"status": exc.status, "message": exc.message}
         except ValueError as exc:  # a payload refused before sending
             outcome, response = "failed", {"message": str(exc)}
+        except Exception as exc:  # a bug or an unexpected answer: keep it pending, never block the others
+            log.exception("%s %s for %s failed unexpectedly", a["action"], a["policy"], a["objectId"])
+            self.journal.note_attempt(a["id"], f"{type(exc).__name__}: {exc}")
+            report.detail = f"unexpected error, will resume: {type(exc).__name__}: {exc}"
+            return report
         if outcome is None:  # e.g. a follow-up whose fate is still unknown: resume next cycle
             self.journal.note_attempt(a["id"], response.get("message", "unknown outcome"))
             report.detail = response.get("message", "")

@@ -194,3 +194,19 @@ def test_tokens_never_reach_the_journal(make_runtime, skyportal, example_kowalsk
     rt.close()
     data = path.read_bytes() + b"".join(p.read_bytes() for p in path.parent.glob(path.name + "-*"))
     assert skyportal.token.encode() not in data and example_kowalski.token.encode() not in data
+
+
+def test_an_unexpected_error_in_one_action_does_not_block_the_others(make_runtime, skyportal, monkeypatch):
+    rt = make_runtime()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unexpected answer")
+
+    monkeypatch.setattr(rt.skyportal, "comment", broken)
+    report = cycle(rt)
+    assert outcomes(report)[("bts_p1", "comment")] is None  # kept pending, with the error journaled
+    assert outcomes(report)[("bts_p2", "followup")] == "posted" and outcomes(report)[("bts_p1", "save")] == "saved"
+    pending = rt.journal.unfinished_actions()
+    assert {a["action"] for a in pending} == {"comment"} and "RuntimeError" in pending[0]["error"]
+    monkeypatch.undo()
+    assert outcomes(cycle(rt))[("bts_p1", "comment")] == "posted"  # resumed once the cause is gone

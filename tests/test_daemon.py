@@ -4,11 +4,12 @@ import logging
 import threading
 import time
 
+from conftest import EXAMPLE_UNTIL, SN
+
 from bot.config import load_config
 from bot.daemon import run_daemon
 from bot.journal import Journal
 from bot.runtime import open_runtime
-from conftest import EXAMPLE_UNTIL, SN
 
 
 def test_daemon_outlives_a_failed_cycle_and_acts_once(example_kowalski, skyportal, write_config, onnx_scorer, caplog):

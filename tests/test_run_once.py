@@ -115,3 +115,27 @@ def test_config_errors_fail_at_start_before_any_poll(capsys, example_kowalski, s
     assert example_kowalski.request_counts.get("POST /api/queries", 0) <= 1  # at most the catalog check
     assert skyportal.writes() == []
     assert skyportal.token not in err and example_kowalski.token not in err
+
+
+def test_bad_alerts_from_kowalski_are_journaled_and_lose_nothing(capsys, skyportal, write_config, example_packets):
+    """A corrupt cutout and a null feature in Kowalski's answer: those alerts are unscorable, the rest acts."""
+    import copy
+
+    from bot.journal import Journal
+    from bot.sim.kowalski import KowalskiSim
+
+    packets = copy.deepcopy(example_packets)
+    sn = [p for p in packets if p["objectId"] == SN]
+    sn[2]["cutoutTemplate"]["stampData"] = b"not gzip"
+    sn[3]["candidate"]["sgscore1"] = None
+    with KowalskiSim() as kowalski:
+        kowalski.load_alerts(packets)
+        config = write_config(kowalski, skyportal)
+        assert run_once(config) == 0
+    out = capsys.readouterr().out
+    assert "2 unscorable" in out and f"bts_p2 selects {SN}" in out
+    with Journal(config.parent / "journal.sqlite") as journal:
+        rows = {r["candid"]: r for r in journal.alerts_for_object(SN)}
+    assert rows[sn[2]["candid"]]["status"] == "unscorable: cutoutTemplate: stamp is not gzip data"
+    assert rows[sn[3]["candid"]]["status"] == "unscorable: candidate.sgscore1 is null"
+    assert rows[sn[2]["candid"]]["score"] is None and rows[sn[1]["candid"]]["score"] > 0.5
