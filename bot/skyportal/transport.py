@@ -1,0 +1,318 @@
+"""The HTTP transport of the bot's SkyPortal (Fritz) client: auth, rate limit, decoding, retries.
+
+The contract is ``shared/reference/skyportal-api.md`` (cited below as SP <section>):
+
+- ``Authorization: token <token>`` on every call (SP 0.1); the token never appears in logs,
+  exceptions, reprs or returned data.
+- Envelope ``{"status": "success"|"error", "data", "message"}`` (SP 0.2); 429/502/503/504 bodies
+  may be nginx HTML (SP 0.5), so bodies are parsed defensively.
+- Client-side token bucket (Fritz's nginx allows 5 r/s per token, SP 0.5).
+- Retries with exponential backoff only for idempotent calls (GET, PUT, POST /api/sources, POST
+  comments and annotations, which the server dedupes or makes unique) on connection
+  errors/timeouts and 429/500/502/503/504, honouring ``Retry-After`` on 429/503.
+  ``POST /api/followup_request`` is never retried (SP 7.2): its outcome is reported instead.
+
+The endpoint methods are in :mod:`bot.skyportal.client`, whose ``SkyPortalClient`` extends
+:class:`Transport`.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Self
+
+import requests
+
+from bot.skyportal.errors import SkyPortalError
+
+__all__ = [
+    "RETRY_AFTER_STATUSES",
+    "RETRY_STATUSES",
+    "RateLimiter",
+    "Transport",
+]
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+# ------------------------------------------------------------------------------------------------
+# rate limiting
+# ------------------------------------------------------------------------------------------------
+class RateLimiter:
+    """Thread-safe token bucket: ``rate`` requests per second, at most ``burst`` back to back.
+
+    Each ``acquire()`` reserves a slot under the lock and sleeps (outside the lock) until it is due,
+    so concurrent callers are spaced ``1/rate`` apart once the burst is spent. ``rate`` <= 0 or None
+    disables limiting.
+    """
+
+    def __init__(
+        self,
+        rate: float | None,
+        burst: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = float(rate) if rate else 0.0
+        self.burst = max(1, int(burst))
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = float(self.burst)
+        self._last = clock()
+
+    def acquire(self) -> float:
+        """Take one slot; returns the seconds waited."""
+        if self.rate <= 0:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            elapsed = max(0.0, now - self._last)
+            self._last = now
+            self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
+            self._tokens -= 1.0
+            wait = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+# ------------------------------------------------------------------------------------------------
+# transport
+# ------------------------------------------------------------------------------------------------
+class _Response:
+    """A decoded HTTP answer: status, JSON envelope (or None) and a short text for errors."""
+
+    __slots__ = ("status", "envelope", "text", "retry_after")
+
+    def __init__(self, status: int, envelope: dict | None, text: str, retry_after: float | None):
+        self.status = status
+        self.envelope = envelope
+        self.text = text
+        self.retry_after = retry_after
+
+
+class Transport:
+    """Authenticated, rate-limited JSON exchanges with one SkyPortal server; holds the secret token.
+
+    See the module docstring for the transport rules. ``sleep`` and ``clock`` are injectable (the
+    rate limiter and the retry backoff use them) so tests never really wait.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        timeout_s: float = 10.0,
+        rate_limit_per_s: float | None = 5.0,
+        max_retries: int = 4,
+        backoff_s: float = 1.0,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        rate_limit_burst: int = 2,
+        followup_timeout_s: float = 30.0,
+        max_backoff_s: float = 60.0,
+        max_retry_after_s: float = 120.0,
+    ) -> None:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError("SkyPortal url must start with http:// or https://")
+        if not isinstance(token, str) or not token.strip():
+            raise ValueError("SkyPortal token is empty")
+        if any(c.isspace() for c in token.strip()):
+            raise ValueError("SkyPortal token must not contain whitespace")
+        if "token" in token:
+            # SkyPortal strips the word with header.replace("token", "") (SP 0.1): it could never match
+            raise ValueError("a SkyPortal token containing the word 'token' cannot authenticate")
+        self.url = url.rstrip("/")
+        self.__token = token.strip()
+        self.timeout_s = float(timeout_s)
+        self.followup_timeout_s = float(followup_timeout_s)
+        self.max_retries = max(0, int(max_retries))
+        self.backoff_s = max(0.0, float(backoff_s))
+        self.max_backoff_s = float(max_backoff_s)
+        self.max_retry_after_s = float(max_retry_after_s)
+        self._session = session if session is not None else requests.Session()
+        self._sleep = sleep
+        self._clock = clock
+        self._limiter = RateLimiter(rate_limit_per_s, rate_limit_burst, clock=clock, sleep=sleep)
+
+    # -- hygiene ---------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={self.url!r}, token=<redacted>)"
+
+    __str__ = __repr__
+
+    def __getstate__(self):
+        raise TypeError(f"{type(self).__name__} holds a secret token and cannot be pickled")
+
+    def _redact(self, text: Any) -> str:
+        s = str(text)
+        tok = self.__token
+        if tok and tok in s:
+            s = s.replace(tok, "<redacted>")
+        return s
+
+    def _is_token(self, value: Any) -> bool:
+        """Whether ``value`` is this transport's token (without ever exposing the token)."""
+        return value == self.__token
+
+    def _scrub(self, obj: Any) -> Any:
+        """Deep copy of decoded JSON with any occurrence of the token replaced."""
+        if isinstance(obj, dict):
+            return {k: self._scrub(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [self._scrub(v) for v in obj]
+        if isinstance(obj, str):
+            return self._redact(obj)
+        return obj
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- transport -------------------------------------------------------------------------------
+    def _send(self, method: str, path: str, params: Mapping | None, body: Any, timeout: float) -> _Response:
+        """One HTTP exchange (rate limited). Raises requests exceptions on transport failures."""
+        self._limiter.acquire()
+        headers = {"Authorization": f"token {self.__token}", "Accept": "application/json"}
+        t0 = time.monotonic()
+        resp = self._session.request(
+            method,
+            self.url + path,
+            params=params,
+            json=body if body is not None else None,
+            headers=headers,
+            timeout=timeout,
+        )
+        try:
+            status = resp.status_code
+            raw = resp.text or ""
+            envelope: dict | None = None
+            try:
+                parsed = resp.json()
+                envelope = parsed if isinstance(parsed, dict) else None
+            except ValueError:
+                envelope = None
+            retry_after = _parse_retry_after(resp.headers.get("Retry-After"))
+        finally:
+            resp.close()
+        log.debug("%s %s -> %s in %.3fs", method, path, status, time.monotonic() - t0)
+        return _Response(status, envelope, raw, retry_after)
+
+    def _error_text(self, r: _Response) -> str:
+        if r.envelope is not None:
+            msg = r.envelope.get("message")
+            if msg:
+                return self._redact(msg)
+            return self._redact(f"status={r.envelope.get('status')!r}")
+        return self._redact(_describe_non_json(r.status, r.text))
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping | None = None,
+        body: Any = None,
+        retry: bool,
+    ) -> Any:
+        """Send with retries (if ``retry``) and return the envelope's ``data``; raise SkyPortalError."""
+        attempts = 1 + (self.max_retries if retry else 0)
+        last_err: SkyPortalError | None = None
+        for attempt in range(attempts):
+            wait: float | None = None
+            try:
+                r = self._send(method, path, params, body, self.timeout_s)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                last_err = SkyPortalError(
+                    None,
+                    self._redact(f"{type(exc).__name__}: {exc}"),
+                    method,
+                    path,
+                    transient=True,
+                )
+            except requests.RequestException as exc:
+                raise SkyPortalError(
+                    None, self._redact(f"{type(exc).__name__}: {exc}"), method, path, transient=False
+                ) from None
+            else:
+                if r.status == 200 and r.envelope is not None and r.envelope.get("status") == "success":
+                    return self._scrub(r.envelope.get("data"))
+                if r.status == 200 and r.envelope is None:
+                    # a 200 that is not JSON: a proxy page, not SkyPortal
+                    last_err = SkyPortalError(
+                        200, self._error_text(r), method, path, transient=True
+                    )
+                else:
+                    msg = self._error_text(r)
+                    if r.status == 401:
+                        msg = f"the SkyPortal token was refused or lacks an ACL (HTTP 401): {msg}"
+                    err = SkyPortalError(
+                        r.status, msg, method, path, data=self._scrub(r.envelope)
+                    )
+                    if r.status not in RETRY_STATUSES:
+                        raise err
+                    last_err = err
+                    if r.status in RETRY_AFTER_STATUSES and r.retry_after is not None:
+                        wait = min(r.retry_after, self.max_retry_after_s)
+            if attempt + 1 >= attempts:
+                break
+            if wait is None:
+                wait = min(self.backoff_s * (2**attempt), self.max_backoff_s)
+            log.warning(
+                "SkyPortal %s %s failed (%s); retry %d/%d in %.1fs",
+                method, path, last_err.message if last_err else "?", attempt + 1, attempts - 1, wait,
+            )
+            if wait > 0:
+                self._sleep(wait)
+        assert last_err is not None
+        if retry and attempts > 1:
+            last_err.message = f"{last_err.message} (after {attempts} attempts)"
+            last_err.args = (str(last_err),)
+        raise last_err
+
+    def _get(self, path: str, params: Mapping | None = None) -> Any:
+        return self._request("GET", path, params=params, retry=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------------
+def _parse_retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        v = float(str(value).strip())
+    except ValueError:
+        return None  # HTTP-date form: fall back to our own backoff
+    if not math.isfinite(v) or v < 0:
+        return None
+    return v
+
+
+def _describe_non_json(status: int, text: str) -> str:
+    t = (text or "").strip()
+    if not t:
+        return f"HTTP {status} with an empty body"
+    m = re.search(r"<title>(.*?)</title>", t, re.I | re.S)
+    if m:
+        snippet = html.unescape(m.group(1)).strip()
+    else:
+        snippet = re.sub(r"<[^>]+>", " ", t)
+        snippet = re.sub(r"\s+", " ", snippet).strip()[:200]
+    return f"HTTP {status} with a non-JSON body (proxy/nginx?): {snippet!r}"
