@@ -151,13 +151,21 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
+def _existing_journal(args, cfg=None) -> Path | None:
+    """The journal `--journal` or the config's state.path names; None (after saying so) if it is absent."""
+    path = Path(args.journal) if getattr(args, "journal", None) else (cfg or _load_config(args)).journal_path
+    if not path.exists():
+        _die(f"no journal at {path} (--journal, or state.path in the config)", EXIT_FAILED)
+        return None
+    return path
+
+
 def cmd_journal(args) -> int:
     from bot.journal import Journal
 
-    cfg = _load_config(args)
-    path = cfg.journal_path
-    if not path.exists():
-        return _die(f"no journal at {path} (state.path in the config)", EXIT_FAILED)
+    path = _existing_journal(args)
+    if path is None:
+        return EXIT_FAILED
     with Journal(path) as journal:
         rows = journal.history(object_id=args.object, since_jd=args.since, until_jd=args.until, kind=args.kind,
                                limit=args.limit)
@@ -189,9 +197,9 @@ def cmd_backtest(args) -> int:
     from bot.timeutil import jd_to_datetime
 
     cfg = _load_config(args)
-    path = Path(args.journal) if args.journal else cfg.journal_path
-    if not path.exists():
-        return _die(f"no journal at {path}", EXIT_FAILED)
+    path = _existing_journal(args, cfg)
+    if path is None:
+        return EXIT_FAILED
     with Journal(path) as journal:
         decisions, summary = backtest(journal, [Policy.from_config(p) for p in cfg.policies], args.since, args.until)
     if args.format == "json":
@@ -231,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--config", metavar="FILE", help="YAML config merged over config/config.defaults.yaml")
         sp.add_argument("--cache-dir", metavar="DIR", help="model cache (default: models.cache_dir, $BTSBOT_CACHE_DIR, ~/.cache/btsbot)")
 
+    def jd_window(sp, since_help="from this date or JD", until_help="before this date or JD"):
+        sp.add_argument("--since", type=_jd_arg, metavar="DATE|JD", help=since_help)
+        sp.add_argument("--until", type=_jd_arg, metavar="DATE|JD", help=until_help)
+
     models = sub.add_parser("models", help="fetch, verify and convert the model artifacts")
     msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     pull = msub.add_parser("pull", help="fetch + verify the BTSbot model, braai and the example data; convert to ONNX")
@@ -266,16 +278,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the bot: poll Kowalski, score, apply the policies, act on Fritz")
     run.add_argument("--config", metavar="FILE", help="YAML config merged over config/config.defaults.yaml")
     run.add_argument("--once", action="store_true", help="run exactly one cycle and exit (default: the daemon)")
-    run.add_argument("--since", type=_jd_arg, metavar="DATE|JD", help="start of the jd window (default: the last committed poll minus the overlap)")
-    run.add_argument("--until", type=_jd_arg, metavar="DATE|JD", help="end of the jd window (default: now)")
+    jd_window(run, "start of the jd window (default: the last committed poll minus the overlap)",
+              "end of the jd window (default: now)")
     run.add_argument("--mode", choices=("dry-run", "live"), help="override the config's mode")
     run.set_defaults(func=cmd_run)
 
     journal = sub.add_parser("journal", help="show what the bot did: alerts, decisions, actions")
     journal.add_argument("--config", metavar="FILE", help="the config whose state.path is the journal")
     journal.add_argument("--object", metavar="ZTF...", help="one source")
-    journal.add_argument("--since", type=_jd_arg, metavar="DATE|JD")
-    journal.add_argument("--until", type=_jd_arg, metavar="DATE|JD")
+    jd_window(journal)
     journal.add_argument("--kind", choices=("all", "alerts", "decisions", "actions"), default="all")
     journal.add_argument("--limit", type=int, help="the most recent N rows")
     journal.add_argument("--format", choices=("table", "json"), default="table")
@@ -284,8 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt = sub.add_parser("backtest", help="replay the config's policies over a journal's scored alerts (for tuning)")
     bt.add_argument("--config", metavar="FILE", help="the policies to try (and, by default, the journal: state.path)")
     bt.add_argument("--journal", metavar="FILE", help="the journal to replay (default: the config's state.path)")
-    bt.add_argument("--since", type=_jd_arg, metavar="DATE|JD")
-    bt.add_argument("--until", type=_jd_arg, metavar="DATE|JD")
+    jd_window(bt)
     bt.add_argument("--format", choices=("table", "json"), default="table")
     bt.set_defaults(func=cmd_backtest)
 

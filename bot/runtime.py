@@ -20,7 +20,6 @@ from bot.kowalski.poller import Poller
 from bot.scoring.scorer import build_scorer
 from bot.skyportal.client import SkyPortalClient
 from bot.skyportal.followup import sedm_payload
-from bot.timeutil import utc_now_jd
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,6 @@ class Runtime:
     actor: Actor
     kowalski: KowalskiClient
     skyportal: SkyPortalClient | None
-    now_jd: Callable[[], float] = utc_now_jd
     closers: list = field(default_factory=list)
 
     def close(self) -> None:
@@ -106,4 +104,4 @@ def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None
                     programids=k.programids, now_jd=now_jd)
     actor = Actor(journal, skyportal, cfg.policies, mode=cfg.mode, model_version=scorer.model_version,
                   **({"now": now} if now else {}))
-    return Runtime(cfg, journal, poller, scorer, actor, kowalski, skyportal, now_jd or utc_now_jd, closers)
+    return Runtime(cfg, journal, poller, scorer, actor, kowalski, skyportal, closers)
