@@ -23,7 +23,8 @@ from bot.core.policies import Decision, Policy, source_summary
 from bot.journal import Journal
 from bot.skyportal.client import SkyPortalClient
 from bot.skyportal.errors import SkyPortalError
-from bot.skyportal.followup import followup_body, plan_followup, sedm_payload
+from bot.core.followup_rules import followup_body, plan_followup
+from bot.facilities.sedm import sedm_payload
 
 log = logging.getLogger(__name__)
 ANNOTATION_ORIGIN = "btsbot"

@@ -19,7 +19,7 @@ from bot.kowalski.client import KowalskiClient
 from bot.kowalski.poller import Poller
 from bot.scoring.scorer import build_scorer
 from bot.skyportal.client import SkyPortalClient
-from bot.skyportal.followup import sedm_payload
+from bot.facilities.sedm import sedm_payload
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Pure follow-up rules (bot/skyportal/followup.py): SEDM payload, POST body, post/update/skip plan."""
+"""Pure follow-up rules (bot/core/followup_rules.py) and SEDM's payload (bot/facilities/sedm.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.skyportal.followup import (
+from bot.core.followup_rules import (
     DATE_FORMAT,
     PAYLOAD_IGNORED_KEYS,
-    SEDM_OBSERVATION_TYPES,
     Plan,
     compare_payloads,
     followup_body,
@@ -18,9 +17,9 @@ from bot.skyportal.followup import (
     plan_followup,
     priority_key,
     priority_should_update,
-    sedm_payload,
     status_kind,
 )
+from bot.facilities.sedm import SEDM_OBSERVATION_TYPES, sedm_payload
 
 NOW = datetime(2023, 10, 5, 10, 37, 55, 123456)
 ALLOC = 2001

@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 import pytest
 import requests
 
-from bot.skyportal import followup
+from bot.core import followup_rules
+from bot.facilities.sedm import sedm_payload
 from bot.skyportal.client import (
     FollowupResult,
     RateLimiter,
@@ -475,11 +476,11 @@ def posts(sim, path):
 
 
 def sedm(prio=3, obs="IFU"):
-    return followup.sedm_payload({"observation_type": obs, "priority": prio}, 7, datetime.now(timezone.utc))
+    return sedm_payload({"observation_type": obs, "priority": prio}, 7, datetime.now(timezone.utc))
 
 
 def body(obj=OBJ, prio=3, obs="IFU", **kw):
-    return followup.followup_body(obj, 2001, sedm(prio, obs), [1002], target_group_ids=[1001],
+    return followup_rules.followup_body(obj, 2001, sedm(prio, obs), [1002], target_group_ids=[1001],
                                   source_group_ids=[1001], **kw)
 
 
@@ -625,15 +626,15 @@ class TestSimFollowup:
         assert [x["id"] for x in reqs] == [r.request_id]
         # the plan agrees: same priority -> skip; higher -> update
         now = datetime.now(timezone.utc)
-        assert followup.plan_followup(reqs, 2001, sedm(3), now).action == "skip"
-        plan = followup.plan_followup(reqs, 2001, sedm(5), now)
+        assert followup_rules.plan_followup(reqs, 2001, sedm(3), now).action == "skip"
+        plan = followup_rules.plan_followup(reqs, 2001, sedm(5), now)
         assert plan.action == "update" and plan.request["id"] == r.request_id
 
     def test_update_priority(self, sim, client):
         client.save_source(OBJ, [1001], RA, DEC)
         r = client.submit_followup(body(prio=2))
         reqs = client.followup_requests(OBJ)
-        plan = followup.plan_followup(reqs, 2001, sedm(4), datetime.now(timezone.utc))
+        plan = followup_rules.plan_followup(reqs, 2001, sedm(4), datetime.now(timezone.utc))
         assert plan.action == "update"
         client.update_followup(plan.request["id"], OBJ, 2001, plan.update_payload)
         (after,) = client.followup_requests(OBJ)
@@ -650,7 +651,7 @@ class TestSimFollowup:
         assert r.outcome == "rejected" and r.request_id is not None and r.status.startswith("rejected")
         # a rejected request blocks nothing (neither the server dedupe nor the plan)
         reqs = client.followup_requests(OBJ)
-        assert followup.plan_followup(reqs, 2001, sedm(3), datetime.now(timezone.utc)).action == "post"
+        assert followup_rules.plan_followup(reqs, 2001, sedm(3), datetime.now(timezone.utc)).action == "post"
 
     def test_failed_leaves_row(self, sim, client):
         client.save_source(OBJ, [1001], RA, DEC)
@@ -660,7 +661,7 @@ class TestSimFollowup:
         assert len(posts(sim, "/api/followup_request")) == 1
         (row,) = client.followup_requests(OBJ)
         assert row["status"].startswith("failed to submit")
-        plan = followup.plan_followup([row], 2001, sedm(3), datetime.now(timezone.utc))
+        plan = followup_rules.plan_followup([row], 2001, sedm(3), datetime.now(timezone.utc))
         assert plan.action == "skip" and "failed" in plan.reason
 
     def test_invalid_payload_failed(self, sim, client):
@@ -714,7 +715,7 @@ class TestSimFollowup:
         # the server did commit it: listing again finds it and the plan says skip, not re-post
         reqs = c.followup_requests(OBJ, 2001)
         assert len(reqs) == 1 and reqs[0]["status"] == "submitted"
-        assert followup.plan_followup(reqs, 2001, sedm(3), datetime.now(timezone.utc)).action == "skip"
+        assert followup_rules.plan_followup(reqs, 2001, sedm(3), datetime.now(timezone.utc)).action == "skip"
         assert len(posts(sim, "/api/followup_request")) == 1
 
     @pytest.mark.parametrize("fault", ["500", "502", "503", "429", "html:504"])

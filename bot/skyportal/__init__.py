@@ -1,4 +1,4 @@
-"""The bot's SkyPortal (Fritz) side: the REST client and the pure follow-up rules."""
+"""The bot's SkyPortal (Fritz) side: the REST client and its transport (the rules are in bot.core)."""
 
 from bot.skyportal.client import (
     FollowupResult,
@@ -7,16 +7,11 @@ from bot.skyportal.client import (
     SkyPortalClient,
 )
 from bot.skyportal.errors import SkyPortalError
-from bot.skyportal.followup import Plan, followup_body, plan_followup, sedm_payload
 
 __all__ = [
     "FollowupResult",
-    "Plan",
     "RateLimiter",
     "SaveResult",
     "SkyPortalClient",
     "SkyPortalError",
-    "followup_body",
-    "plan_followup",
-    "sedm_payload",
 ]

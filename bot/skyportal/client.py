@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import requests
 
+from bot.core.followup_rules import OBJ_ID_RE
 from bot.skyportal.errors import SkyPortalError
 from bot.skyportal.transport import (
     RETRY_AFTER_STATUSES,  # noqa: F401  (re-exported)
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 
 FOLLOWUP_PAGE_SIZE = 1000  # SP 3.3: numPerPage max 1000
 REQUIRED_ACLS = ("Upload data", "Comment", "Annotate")  # SP 0.1
-_OBJ_ID_RE = re.compile(r"^[a-zA-Z0-9_\-;:+.]+$")  # SP 1.1
 _ORIGIN_RE = re.compile(r"^\w+")  # SP 2.2
 
 
@@ -475,7 +475,7 @@ def _as_id(what: str, v: Any) -> int:
 
 
 def _check_obj_id(obj_id: Any) -> None:
-    if not isinstance(obj_id, str) or not _OBJ_ID_RE.match(obj_id):
+    if not isinstance(obj_id, str) or not OBJ_ID_RE.match(obj_id):
         raise ValueError(f"obj_id {obj_id!r} is not a valid SkyPortal object id")
 
 

@@ -1,15 +1,16 @@
-"""Pure follow-up rules: SEDM payload validation, the POST body, and the post/update/skip decision.
+"""Production's follow-up rules (pure): the POST body, the post/update/skip decision, time parsing.
 
 No I/O here. Everything follows the contract in ``shared/reference/skyportal-api.md`` (SP) and
 ``shared/reference/kowalski-api.md`` (KW):
 
-- SEDM payload schema: SP 3.7 (``facility_apis/sedm.py:480-598``).
 - POST body keys: SP 3.1 (marshmallow ``FollowupRequestPost``; an unknown key is a 400).
 - Dates: Kowalski's ``"%Y-%m-%dT%H:%M:%S.%f"`` (SP 3.8, KW 4.3 step 4); SEDM copies them verbatim.
 - Decision rules: Kowalski's ``alert_sentinel_skyportal`` (KW 4.4, SP 3.8 "Client-side checks"):
   keep requests whose status contains complete/submitted/deleted/failed, drop failed ones modified
   more than 12 h ago, match on allocation + payload subset (``compare_dicts``), then post / update /
   skip. One deliberate, more conservative addition is documented in :func:`plan_followup`.
+
+A facility's payload model is in :mod:`bot.facilities` (SEDM: :mod:`bot.facilities.sedm`).
 """
 
 from __future__ import annotations
@@ -24,43 +25,20 @@ from typing import Any, Literal
 __all__ = [
     "DATE_FORMAT",
     "FAILED_RETRY_WINDOW",
+    "OBJ_ID_RE",
     "PAYLOAD_IGNORED_KEYS",
     "Plan",
-    "SEDM_OBSERVATION_CHOICES",
-    "SEDM_OBSERVATION_TYPES",
     "compare_payloads",
     "followup_body",
     "format_date",
+    "is_number",
     "parse_timestamp",
     "plan_followup",
     "priority_key",
     "priority_should_update",
-    "sedm_payload",
     "status_kind",
     "to_utc_naive",
 ]
-
-# SP 3.7: SEDM observation_type enum and Mix 'n Match choices.
-SEDM_OBSERVATION_TYPES: tuple[str, ...] = (
-    "3-shot (gri)",
-    "4-shot (ugri)",
-    "IFU",
-    "4-shot+IFU",
-    "3-shot+IFU",
-    "Mix 'n Match",
-)
-SEDM_OBSERVATION_CHOICES: tuple[str, ...] = ("u", "g", "r", "i", "IFU")
-SEDM_PRIORITY_MIN, SEDM_PRIORITY_MAX = 1, 5
-# Fields SEDM's prepare_payload defaults (SP 3.7) with the UI ranges; the server never range-checks
-# them, so we do it at config time.
-_SEDM_NUMERIC_RANGES: dict[str, tuple[float, float]] = {
-    "exposure_time": (-1.0, 3600.0),
-    "maximum_airmass": (1.0, 3.0),
-    "maximum_fwhm": (1.0, 10.0),
-}
-_SEDM_CONFIG_KEYS = frozenset(
-    {"observation_type", "observation_choices", "priority", "advanced", *_SEDM_NUMERIC_RANGES}
-)
 
 # Kowalski formats start/end dates like this (KW alert_broker.py:1551-1566).
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
@@ -74,7 +52,7 @@ PAYLOAD_IGNORED_KEYS = frozenset(
 FAILED_RETRY_WINDOW = timedelta(hours=12)
 
 # POST /api/sources id pattern (SP 1.1); follow-up obj_id is the same Obj id.
-_OBJ_ID_RE = re.compile(r"^[a-zA-Z0-9_\-;:+.]+$")
+OBJ_ID_RE = re.compile(r"^[a-zA-Z0-9_\-;:+.]+$")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -151,7 +129,7 @@ def status_kind(status: Any) -> str | None:
     return None
 
 
-def _is_number(v: Any) -> bool:
+def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
@@ -187,94 +165,6 @@ def priority_should_update(existing: Any, new: Any, order: str = "asc") -> bool:
 
 
 # ------------------------------------------------------------------------------------------------
-# SEDM payload
-# ------------------------------------------------------------------------------------------------
-def sedm_payload(payload: Mapping[str, Any], validity_days: float, now: datetime) -> dict[str, Any]:
-    """Validate a configured SEDM payload and return it with ``start_date``/``end_date`` added.
-
-    Rules (SP 3.7): ``observation_type`` required, in the enum; ``observation_choices`` required for
-    "Mix 'n Match" (unique items from u,g,r,i,IFU, at least one) and otherwise optional but checked;
-    ``priority`` required, an integer 1..5 (0 and 6 are 400s on Fritz); ``advanced`` bool;
-    ``exposure_time``/``maximum_airmass``/``maximum_fwhm`` numbers within the UI ranges. Unknown keys
-    are refused (a typo such as "prority" would otherwise silently drop the priority), and so are
-    ``start_date``/``end_date``: they are computed here from ``now`` and ``validity_days``.
-
-    Raises ValueError naming the offending key.
-    """
-    if not isinstance(payload, Mapping):
-        raise ValueError(f"payload must be a mapping, got {type(payload).__name__}")
-    for k in payload:
-        if not isinstance(k, str):
-            raise ValueError(f"payload key {k!r} is not a string")
-        if k in ("start_date", "end_date"):
-            raise ValueError(f"payload key {k!r} must not be configured: it is set from validity_days")
-        if k not in _SEDM_CONFIG_KEYS:
-            raise ValueError(
-                f"payload key {k!r} is not an SEDM field (allowed: {', '.join(sorted(_SEDM_CONFIG_KEYS))})"
-            )
-
-    out: dict[str, Any] = {}
-
-    obs = payload.get("observation_type")
-    if obs is None:
-        raise ValueError("payload key 'observation_type' is required")
-    if obs not in SEDM_OBSERVATION_TYPES:
-        raise ValueError(
-            f"payload key 'observation_type': {obs!r} is not one of {list(SEDM_OBSERVATION_TYPES)}"
-        )
-    out["observation_type"] = obs
-
-    if "observation_choices" in payload or obs == "Mix 'n Match":
-        choices = payload.get("observation_choices")
-        if not isinstance(choices, (list, tuple)) or len(choices) == 0:
-            raise ValueError(
-                "payload key 'observation_choices' must be a non-empty list"
-                + (" (required for \"Mix 'n Match\")" if obs == "Mix 'n Match" else "")
-            )
-        for c in choices:
-            if c not in SEDM_OBSERVATION_CHOICES:
-                raise ValueError(
-                    f"payload key 'observation_choices': {c!r} is not one of {list(SEDM_OBSERVATION_CHOICES)}"
-                )
-        if len(set(choices)) != len(choices):
-            raise ValueError("payload key 'observation_choices' has duplicate items")
-        out["observation_choices"] = list(choices)
-
-    if "priority" not in payload:
-        raise ValueError("payload key 'priority' is required (SEDM: integer 1-5)")
-    prio = payload["priority"]
-    if not _is_number(prio) or float(prio) != int(prio):
-        raise ValueError(f"payload key 'priority': {prio!r} is not an integer")
-    prio = int(prio)
-    if not SEDM_PRIORITY_MIN <= prio <= SEDM_PRIORITY_MAX:
-        raise ValueError(
-            f"payload key 'priority': {prio} is outside {SEDM_PRIORITY_MIN}-{SEDM_PRIORITY_MAX}"
-        )
-    out["priority"] = prio
-
-    if "advanced" in payload:
-        if not isinstance(payload["advanced"], bool):
-            raise ValueError(f"payload key 'advanced': {payload['advanced']!r} is not a boolean")
-        out["advanced"] = payload["advanced"]
-
-    for k, (lo, hi) in _SEDM_NUMERIC_RANGES.items():
-        if k in payload:
-            v = payload[k]
-            if not _is_number(v):
-                raise ValueError(f"payload key {k!r}: {v!r} is not a number")
-            if not lo <= float(v) <= hi:
-                raise ValueError(f"payload key {k!r}: {v} is outside {lo:g}..{hi:g}")
-            out[k] = v
-
-    if not _is_number(validity_days) or float(validity_days) <= 0:
-        raise ValueError(f"validity_days must be a positive number, got {validity_days!r}")
-    start = to_utc_naive(now)
-    out["start_date"] = format_date(start)
-    out["end_date"] = format_date(start + timedelta(days=float(validity_days)))
-    return out
-
-
-# ------------------------------------------------------------------------------------------------
 # POST body
 # ------------------------------------------------------------------------------------------------
 def followup_body(
@@ -298,13 +188,13 @@ def followup_body(
     ``watcher_ids`` and ``requester_id`` are NOT accepted by the server (400 Unknown field); post the
     comment separately.
     """
-    if not isinstance(obj_id, str) or not _OBJ_ID_RE.match(obj_id):
+    if not isinstance(obj_id, str) or not OBJ_ID_RE.match(obj_id):
         raise ValueError(f"obj_id {obj_id!r} is not a valid SkyPortal object id")
     if isinstance(allocation_id, bool) or not isinstance(allocation_id, int):
         raise ValueError(f"allocation_id {allocation_id!r} is not an integer id")
     if not isinstance(payload, Mapping):
         raise ValueError(f"payload must be a mapping, got {type(payload).__name__}")
-    if not _is_number(radius) or float(radius) <= 0:
+    if not is_number(radius) or float(radius) <= 0:
         raise ValueError(f"radius must be a positive number of arcsec, got {radius!r}")
     body: dict[str, Any] = {
         "obj_id": obj_id,
@@ -438,7 +328,7 @@ def plan_followup(
         raise ValueError(f"payload must be a mapping, got {type(payload).__name__}")
     pkey = priority_key(payload)
     new_prio = payload.get(pkey)
-    if not _is_number(new_prio):
+    if not is_number(new_prio):
         raise ValueError(f"payload key {pkey!r}: {new_prio!r} is not a number")
     now_utc = to_utc_naive(now)
     tgroups = None if target_group_ids is None else set(_int_list("target_group_ids", target_group_ids))
@@ -480,7 +370,7 @@ def plan_followup(
 
     def sort_key(r: Mapping[str, Any]) -> float:
         p = (r.get("payload") or {}).get(pkey)
-        if _is_number(p):
+        if is_number(p):
             return float(p)
         # unknown priority sorts as least urgent
         return -math.inf if priority_order == "asc" else math.inf
@@ -501,7 +391,7 @@ def plan_followup(
         )
     # submitted
     old = (req.get("payload") or {}).get(pkey)
-    if not _is_number(old):
+    if not is_number(old):
         return Plan("skip", f"an equivalent {_req_id(req)} exists but its {pkey} is unknown", req_dict)
     if priority_should_update(old, new_prio, priority_order):
         new_payload = {**dict(req.get("payload") or {}), pkey: new_prio}

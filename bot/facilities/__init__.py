@@ -1,0 +1,1 @@
+"""Facility payload models (pure), one module per facility API: sedm.py."""
