@@ -133,7 +133,7 @@ class TestTransport:
     def test_error_envelope(self):
         c, _ = make(FakeSession(err(400, "Failed to post source: boom")))
         with pytest.raises(SkyPortalError) as ei:
-            c._request("POST", "/api/sources", body={"id": "ZTF1"}, retry=True)
+            c.transport.request("POST", "/api/sources", body={"id": "ZTF1"}, retry=True)
         e = ei.value
         assert e.status == 400 and e.transient is False
         assert e.method == "POST" and e.path == "/api/sources"
@@ -226,7 +226,7 @@ class TestTransport:
         s = FakeSession(err(500, "boom"))
         c, _ = make(s)
         with pytest.raises(SkyPortalError) as ei:
-            c._request("POST", "/api/whatever", body={}, retry=False)
+            c.transport.request("POST", "/api/whatever", body={}, retry=False)
         assert ei.value.transient and len(s.calls) == 1
 
     def test_200_non_json(self):
@@ -471,6 +471,12 @@ SCANNER_TOKEN = "5e6d3c1a-9b1f-4c2e-8d7a-5ca000000003"  # seeded human scanner, 
 READONLY_TOKEN = "5e6d3c1a-9b1f-4c2e-8d7a-b75b07000002"  # seeded bot token with only the Comment ACL
 
 
+def saved_groups(client, obj_id):
+    """The groups a source is actively saved to, as the default GET lists them (SP 7.8)."""
+    src = client.get_source(obj_id)
+    return {g["id"] for g in (src or {}).get("groups", []) if g.get("active", True) is not False}
+
+
 def posts(sim, path):
     return [r for r in sim.requests if r["method"] == "POST" and r["path"] == path]
 
@@ -493,9 +499,18 @@ class TestSimProfileCheck:
         r = sim.requests[-1]
         assert r["method"] == "GET" and r["path"] == "/api/internal/profile" and r["status"] == 200
 
-    def test_check_good(self, client):
-        client.check([1001], [2001])
+    def test_check_good(self, sim, client):
+        sim.clear_requests()
+        assert client.check([1001], [2001]) is None  # no ValueError: the token, group and allocation are usable
+        asked = [(r["method"], r["path"], r["status"]) for r in sim.requests]
+        assert asked == [("GET", "/api/internal/profile", 200), ("GET", "/api/groups", 200),
+                         ("GET", "/api/groups/1001", 200), ("GET", "/api/allocation", 200)]
+        sim.clear_requests()
         client.check([1, 1001, 1002], [])
+        assert [r["path"] for r in sim.requests if r["path"].startswith("/api/groups/")] == [
+            "/api/groups/1", "/api/groups/1001", "/api/groups/1002"]  # each group's can_save is read
+        with pytest.raises(ValueError, match="group 1003"):  # the same call refuses a group it cannot save to
+            client.check([1001, 1003], [])
 
     @pytest.mark.parametrize(
         "groups,allocs,needle",
@@ -537,7 +552,7 @@ class TestSimProfileCheck:
 class TestSimSources:
     def test_get_missing_source_is_none(self, client):
         assert client.get_source("ZTF99nothere") is None
-        assert client.saved_groups("ZTF99nothere") == set()
+        assert saved_groups(client, "ZTF99nothere") == set()
 
     def test_save_twice_idempotent(self, sim, client):
         r1 = client.save_source(OBJ, [1001], RA, DEC)
@@ -546,29 +561,29 @@ class TestSimSources:
         r2 = client.save_source(OBJ, [1001], RA, DEC)
         assert r2 == SaveResult(saved=[], pending=[], already=[1001])
         assert len(posts(sim, "/api/sources")) == 1
-        assert client.saved_groups(OBJ) == {1001}
+        assert saved_groups(client, OBJ) == {1001}
         # adding a second group later: only the new one is posted, no ra/dec for an existing Obj
         r3 = client.save_source(OBJ, [1001, 1002])
         assert r3 == SaveResult(saved=[1002], pending=[], already=[1001])
         assert posts(sim, "/api/sources")[-1]["body"] == {"id": OBJ, "group_ids": [1002]}
-        assert client.saved_groups(OBJ) == {1001, 1002}
+        assert saved_groups(client, OBJ) == {1001, 1002}
 
     def test_existing_obj_saved_elsewhere(self, client):
         # ZTF18simjunk exists, saved to 1002 by the scanner
-        assert client.saved_groups("ZTF18simjunk") == {1002}
+        assert saved_groups(client, "ZTF18simjunk") == {1002}
         res = client.save_source("ZTF18simjunk", [1001, 1002])
         assert res == SaveResult(saved=[1001], pending=[], already=[1002])
 
     def test_pending_invitation_is_not_a_save(self, sim, client):
         client.save_source(OBJ, [1001], RA, DEC)
         # invite a group the bot is not a member of: SkyPortal answers 200 but only records a request
-        client._request("POST", "/api/source_groups", body={"objId": OBJ, "inviteGroupIds": [1003]}, retry=False)
-        assert client.saved_groups(OBJ) == {1001}
+        client.transport.request("POST", "/api/source_groups", body={"objId": OBJ, "inviteGroupIds": [1003]}, retry=False)
+        assert saved_groups(client, OBJ) == {1001}
         # the invitation is a requested, inactive row (seen by a member of 1003; the bot cannot read it)
         scanner = SkyPortalClient(sim.url, SCANNER_TOKEN, rate_limit_per_s=None)
         rows = {g["id"]: g for g in scanner.get_source(OBJ, include_requested=True)["groups"]}
         assert rows[1003]["active"] is False and rows[1003]["requested"] is True
-        assert 1003 not in scanner.saved_groups(OBJ)
+        assert 1003 not in saved_groups(scanner, OBJ)
         # POST /api/sources to a non-member group is refused outright (SP 1.1), naming the group
         with pytest.raises(SkyPortalError) as ei:
             client.save_source(OBJ, [1003])

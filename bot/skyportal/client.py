@@ -2,7 +2,7 @@
 
 The contract is ``shared/reference/skyportal-api.md`` (cited below as SP <section>). The HTTP
 transport (auth header, token bucket, defensive decoding, retries of idempotent calls only, token
-scrubbing) is :class:`bot.skyportal.transport.Transport`, which :class:`SkyPortalClient` extends.
+scrubbing) is :class:`bot.skyportal.transport.Transport`, which :class:`SkyPortalClient` holds.
 ``POST /api/followup_request`` is never retried (SP 7.2): its outcome is reported instead.
 """
 
@@ -93,14 +93,42 @@ class FollowupResult:
 # ------------------------------------------------------------------------------------------------
 # client
 # ------------------------------------------------------------------------------------------------
-class SkyPortalClient(Transport):
-    """SkyPortal/Fritz REST client for the bot. See :mod:`bot.skyportal.transport` for the transport
-    rules; the constructor's arguments are :class:`~bot.skyportal.transport.Transport`'s."""
+class SkyPortalClient:
+    """SkyPortal/Fritz REST client for the bot: one method per endpoint, over a
+    :class:`~bot.skyportal.transport.Transport` (the constructor's arguments are the transport's, or
+    pass ``transport=``). See :mod:`bot.skyportal.transport` for the transport rules."""
 
-    # filled in by profile()
-    _profile_cache: dict | None = None
-    _token_acls_cache: set[str] | None = None
-    _token_acls_known: bool = False
+    def __init__(self, url: str | None = None, token: str | None = None, *args, transport: Transport | None = None,
+                 **kwargs) -> None:
+        self.transport = transport if transport is not None else Transport(url, token, *args, **kwargs)
+        # filled in by profile()
+        self._profile_cache: dict | None = None
+        self._token_acls_cache: set[str] | None = None
+        self._token_acls_known = False
+
+    @property
+    def url(self) -> str:
+        return self.transport.url
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={self.url!r}, token=<redacted>)"
+
+    __str__ = __repr__
+
+    def __getstate__(self):
+        raise TypeError(f"{type(self).__name__} holds a secret token and cannot be pickled")
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> "SkyPortalClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _get(self, path: str, params: Mapping | None = None) -> Any:
+        return self.transport.request("GET", path, params=params, retry=True)
 
     # -- token and configuration -----------------------------------------------------------------
     def profile(self) -> dict:
@@ -110,7 +138,7 @@ class SkyPortalClient(Transport):
         token gets ``"this_token": True``.
         """
         try:
-            data = self._request("GET", "/api/internal/profile", retry=True)
+            data = self.transport.request("GET", "/api/internal/profile", retry=True)
         except SkyPortalError as e:
             if e.status == 401:
                 raise SkyPortalError(
@@ -132,7 +160,7 @@ class SkyPortalClient(Transport):
             t = dict(t)
             tid = t.pop("id", None)
             # the transport already replaced our token with "<redacted>" in returned data
-            mine = tid == "<redacted>" or self._is_token(tid)
+            mine = tid == "<redacted>" or self.transport.is_token(tid)
             if mine:
                 t["this_token"] = True
                 acls = {str(a) for a in (t.get("acls") or [])}
@@ -168,10 +196,6 @@ class SkyPortalClient(Transport):
         if not isinstance(data, list):
             raise SkyPortalError(200, "unexpected /api/allocation data shape", "GET", "/api/allocation")
         return data
-
-    def sysinfo(self) -> dict:
-        """``GET /api/sysinfo`` (SP 4.6): liveness, no auth needed."""
-        return self._get("/api/sysinfo")
 
     def check(
         self,
@@ -253,11 +277,6 @@ class SkyPortalClient(Transport):
                 return None
             raise
 
-    def saved_groups(self, obj_id: str) -> set[int]:
-        """Group ids the source is actively saved to (``groups[].id`` with ``active``, SP 7.8)."""
-        src = self.get_source(obj_id)
-        return _active_groups(src)
-
     def save_source(
         self, obj_id: str, group_ids: Iterable[int], ra: float | None = None, dec: float | None = None
     ) -> SaveResult:
@@ -284,7 +303,7 @@ class SkyPortalClient(Transport):
         if before is None:
             body["ra"] = float(ra)  # type: ignore[arg-type]
             body["dec"] = float(dec)  # type: ignore[arg-type]
-        self._request("POST", "/api/sources", body=body, retry=True)
+        self.transport.request("POST", "/api/sources", body=body, retry=True)
         after = self.get_source(obj_id, include_requested=True)
         rows = _group_rows(after)
         saved, pending, missing = [], [], []
@@ -318,7 +337,7 @@ class SkyPortalClient(Transport):
             gl = [_as_id("group id", g) for g in group_ids]
             if gl:
                 body["group_ids"] = gl
-        data = self._request(
+        data = self.transport.request(
             "POST", f"/api/sources/{_obj_path(obj_id)}/comments", body=body, retry=True
         )
         if not isinstance(data, dict) or "comment_id" not in data:
@@ -351,7 +370,7 @@ class SkyPortalClient(Transport):
             body: dict[str, Any] = {"data": dict(data), "origin": origin}
             if gl:
                 body["group_ids"] = gl
-            self._request("PUT", f"{base}/{int(ann_id)}", body=body, retry=True)
+            self.transport.request("PUT", f"{base}/{int(ann_id)}", body=body, retry=True)
             return int(ann_id)
 
         existing = _find_annotation(self.annotations(obj_id), origin)
@@ -361,7 +380,7 @@ class SkyPortalClient(Transport):
         if gl:
             body["group_ids"] = gl
         try:
-            res = self._request("POST", base, body=body, retry=True)
+            res = self.transport.request("POST", base, body=body, retry=True)
         except SkyPortalError as e:
             if e.status == 400 and "already exists" in e.message.lower():
                 again = _find_annotation(self.annotations(obj_id), origin)
@@ -413,12 +432,12 @@ class SkyPortalClient(Transport):
             raise ValueError("follow-up body needs obj_id and allocation_id (use followup.followup_body)")
         method, path = "POST", "/api/followup_request"
         try:
-            r = self._send(method, path, None, dict(body), self.followup_timeout_s)
+            r = self.transport.send(method, path, None, dict(body), self.transport.followup_timeout_s)
         except requests.RequestException as exc:
-            msg = self._redact(f"{type(exc).__name__}: {exc}")
+            msg = self.transport.redact(f"{type(exc).__name__}: {exc}")
             log.warning("follow-up POST for %s: no answer (%s); outcome unknown", body.get("obj_id"), msg)
             return FollowupResult("unknown", None, None, msg, None, None)
-        env = self._scrub(r.envelope) if r.envelope is not None else None
+        env = self.transport.scrub(r.envelope) if r.envelope is not None else None
         if r.status == 200 and env is not None and env.get("status") == "success":
             data = env.get("data") if isinstance(env.get("data"), dict) else {}
             if data.get("ignored") is True:
@@ -430,7 +449,7 @@ class SkyPortalClient(Transport):
             if rstatus is not None and "rejected" in rstatus.lower():
                 return FollowupResult("rejected", rid, rstatus, rstatus, env, 200)
             return FollowupResult("posted", rid, rstatus, None, env, 200)
-        msg = self._error_text(r)
+        msg = self.transport.error_text(r)
         if r.status in RETRY_STATUSES or r.status >= 500 or env is None:
             return FollowupResult("unknown", None, None, msg, env, r.status)
         return FollowupResult("failed", None, None, msg, env, r.status)
@@ -458,7 +477,7 @@ class SkyPortalClient(Transport):
         }
         if target_group_ids is not None:
             body["target_group_ids"] = [_as_id("group id", g) for g in target_group_ids]
-        data = self._request(
+        data = self.transport.request(
             "PUT", f"/api/followup_request/{_as_id('request id', request_id)}", body=body, retry=True
         )
         return data if isinstance(data, dict) else {}

@@ -12,7 +12,7 @@ The contract is ``shared/reference/skyportal-api.md`` (cited below as SP <sectio
   errors/timeouts and 429/500/502/503/504, honouring ``Retry-After`` on 429/503.
   ``POST /api/followup_request`` is never retried (SP 7.2): its outcome is reported instead.
 
-The endpoint methods are in :mod:`bot.skyportal.client`, whose ``SkyPortalClient`` extends
+The endpoint methods are in :mod:`bot.skyportal.client`, whose ``SkyPortalClient`` holds a
 :class:`Transport`.
 """
 
@@ -288,6 +288,14 @@ class Transport:
 
     def _get(self, path: str, params: Mapping | None = None) -> Any:
         return self._request("GET", path, params=params, retry=True)
+
+    # -- the surface SkyPortalClient (which holds a Transport) uses ------------------------------
+    request = _request
+    send = _send
+    redact = _redact
+    scrub = _scrub
+    is_token = _is_token
+    error_text = _error_text
 
 
 # ------------------------------------------------------------------------------------------------
