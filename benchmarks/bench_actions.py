@@ -20,6 +20,7 @@ sys.path.insert(0, str(REPO))
 
 from bot.actions import Actor  # noqa: E402
 from bot.config import load_config  # noqa: E402
+from bot.runtime import configured_policies  # noqa: E402
 from bot.core.policies import Decision  # noqa: E402
 from bot.journal import Journal  # noqa: E402
 from bot.sim.skyportal import SkyPortalSim  # noqa: E402
@@ -35,18 +36,20 @@ def main():
     with tempfile.TemporaryDirectory() as tmp, SkyPortalSim() as sim:
         client = SkyPortalClient(sim.url, sim.token, rate_limit_per_s=args.rate)
         journal = Journal(Path(tmp) / "j.sqlite")
-        actor = Actor(journal, client, cfg.policies, mode="live")
+        policies = configured_policies(cfg)
+        mv = policies[0].model_version
+        actor = Actor(journal, policies, {"skyportal": client}, mode="live")
         with journal.transaction():
             for i in range(args.sources):
                 oid = f"ZTF24bench{i:04d}"
                 journal.record_alerts([{"candid": 10**18 + i, "objectId": oid, "jd": 2460600.5 + i / 100, "score": 0.9,
-                                        "model_version": "v1.0.1", "status": "ok", "magpsf": 18.0,
+                                        "model_version": mv, "status": "ok", "magpsf": 18.0,
                                         "peakmag_so_far": 18.0, "age": 1.0}])
                 for name in ("bts_p1", "bts_p2"):
                     d = Decision(name, oid, 10**18 + i, 2460600.5 + i / 100, 2, (10**18 + i - 1, 10**18 + i), 0.9,
-                                 0.9, 18.0, 18.0, 1.0, "v1.0.1")
+                                 0.9, 18.0, 18.0, 1.0, mv)
                     actor.plan(d, {"extra": {"ra": 10.0 + i / 10, "dec": 20.0}})
-                actor.plan_annotation(oid)
+                actor.plan_source(oid)
         sim.clear_requests()
         t = time.perf_counter()
         reports = actor.run_pending()

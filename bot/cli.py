@@ -192,8 +192,8 @@ def _cell(value) -> str:
 
 def cmd_backtest(args) -> int:
     from bot.backtest import backtest
-    from bot.core.policies import Policy
     from bot.journal import Journal
+    from bot.runtime import configured_policies
     from bot.timeutil import jd_to_datetime
 
     cfg = _load_config(args)
@@ -201,7 +201,7 @@ def cmd_backtest(args) -> int:
     if path is None:
         return EXIT_FAILED
     with Journal(path) as journal:
-        decisions, summary = backtest(journal, [Policy.from_config(p) for p in cfg.policies], args.since, args.until)
+        decisions, summary = backtest(journal, configured_policies(cfg), args.since, args.until)
     if args.format == "json":
         for d in decisions:
             print(json.dumps({"policy": d.policy, "objectId": d.objectId, **d.evidence}))

@@ -23,6 +23,10 @@ from pydantic import (
     model_validator,
 )
 
+from bot.actions.followup import FollowupAction  # noqa: F401  (re-exported with the rest of the config)
+from bot.actions.registry import policy_actions_model
+from bot.actions.save import SaveAction  # noqa: F401
+
 _REPO_DEFAULTS = Path(__file__).resolve().parent.parent / "config" / "config.defaults.yaml"
 _PACKAGED_DEFAULTS = Path(__file__).resolve().parent / "_data" / "config.defaults.yaml"
 
@@ -88,23 +92,9 @@ class ScheduleConfig(_Strict):
     interval_minutes: float = Field(5.0, gt=0)
 
 
-class SaveAction(_Strict):
-    group_ids: list[int] = Field(min_length=1)
-
-
-class FollowupAction(_Strict):
-    allocation_id: int
-    payload: dict[str, Any]
-    validity_days: float = Field(7.0, gt=0)
-    ignore_source_group_ids: list[int] = []
-    target_group_ids: list[int] = []
-
-
-class PolicyActions(_Strict):
-    save: SaveAction | None = None
-    comment: bool = True  # a comment on each action, for reviewers in Fritz
-    annotate: bool = True  # the `btsbot` annotation (scores, counting alerts), kept current
-    followup: FollowupAction | None = None
+# Each action kind holds its config model (bot/actions/<kind>.py); `policies[].actions` has one key per
+# registered kind (bot/actions/registry.py).
+PolicyActions = policy_actions_model()
 
 
 class PolicyConfig(_Strict):
@@ -115,7 +105,7 @@ class PolicyConfig(_Strict):
     peakmag_max: float | None = None
     age_min_days: float | None = None
     age_max_days: float | None = None
-    model_version: str = "v1.0.1"
+    model_version: str | None = None  # default: the loaded model's version (production_models/manifest.json)
     actions: PolicyActions = PolicyActions()
 
 

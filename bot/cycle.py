@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from bot.actions import ActionReport
-from bot.core.policies import Policy, evaluate
+from bot.core.policies import evaluate
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -68,21 +68,20 @@ def run_cycle(rt: Runtime, since_jd: float | None = None, until_jd: float | None
     rows = [r for r in _alert_rows(batch.alerts, results, mv) if r["candid"] is not None]
     report.n_scored = sum(r.ok for r in results)
     report.unscorable.update(r.status for r in results if not r.ok)
-    policies = [Policy.from_config(p) for p in rt.config.policies]
     touched = sorted({r["objectId"] for r in rows if r["score"] is not None})
     with rt.journal.transaction():
         rt.journal.record_alerts(rows)
         for oid in touched:
             history = rt.journal.alerts_for_object(oid, mv)
             by_candid = {a["candid"]: a for a in history}
-            for policy in policies:
+            for policy in rt.policies:
                 if rt.journal.get_decision(policy.name, oid):
                     continue
                 decision = evaluate(policy, history)
                 if decision is not None:
                     rt.actor.plan(decision, by_candid[decision.candid])
                     report.decisions.append({"policy": policy.name, **decision.evidence, "objectId": oid})
-            rt.actor.plan_annotation(oid)
+            rt.actor.plan_source(oid)
         rt.poller.commit(batch)
     report.actions = rt.actor.run_pending()
     report.seconds = time.perf_counter() - t0

@@ -1,25 +1,28 @@
 """Building the bot's adapters from the configuration, at the edge (never at import time).
 
-`open_runtime(cfg)` connects to Kowalski (ping + catalog check), checks the SkyPortal token, groups and
-allocations (live mode; dry-run checks them too when a token is given), loads the model and opens the
-journal. Every check fails here, at start, before any poll.
+`open_runtime(cfg)` builds the policies once (bound to the loaded model's version), connects to Kowalski
+(ping + catalog check), checks the SkyPortal token, groups and allocations (live mode; dry-run checks
+them too when a token is given), loads the model and opens the journal. Every check fails here, at
+start, before any poll. The same policy objects (`Runtime.policies`) serve the cycle and the Actor.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import datetime
+from typing import Callable, Sequence
 
 from bot.actions import Actor
+from bot.actions.followup import allocations
+from bot.actions.save import save_groups
 from bot.config import Config, ConfigError, secret
+from bot.core.policies import Policy, build_policies
 from bot.journal import Journal
 from bot.kowalski.client import KowalskiClient
 from bot.kowalski.poller import Poller
 from bot.scoring.scorer import build_scorer
 from bot.skyportal.client import SkyPortalClient
-from bot.facilities.sedm import sedm_payload
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,7 @@ class Runtime:
     actor: Actor
     kowalski: KowalskiClient
     skyportal: SkyPortalClient | None
+    policies: list[Policy] = field(default_factory=list)  # built once; the cycle and the Actor share them
     closers: list = field(default_factory=list)
 
     def close(self) -> None:
@@ -44,15 +48,21 @@ class Runtime:
         self.closers.clear()
 
 
-def check_policies(cfg: Config) -> None:
-    """Static checks of the policies (payloads valid for SEDM) -- before anything is contacted."""
-    now = datetime.now(timezone.utc)
-    for i, p in enumerate(cfg.policies):
-        if p.actions.followup:
-            try:
-                sedm_payload(p.actions.followup.payload, p.actions.followup.validity_days, now)
-            except ValueError as exc:
-                raise ConfigError(f"policies.{i}.actions.followup.payload ({p.name}): {exc}") from None
+def configured_policies(cfg: Config, model_versions: Sequence[str] | None = None) -> list[Policy]:
+    """The config's policies with their actions, bound to a model version, built once.
+
+    `model_versions`: the versions of the loaded models (default: the production model's, from
+    production_models/manifest.json, without loading it -- what `backtest` uses). A policy naming a
+    version no loaded model provides fails here with a ConfigError naming `policies.N.model_version`.
+    """
+    if model_versions is None:
+        from bot.artifacts import get_artifact
+
+        model_versions = [get_artifact("models", "btsbot").version]
+    try:
+        return build_policies(cfg.policies, list(model_versions))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def kowalski_client(cfg: Config) -> KowalskiClient:
@@ -62,7 +72,7 @@ def kowalski_client(cfg: Config) -> KowalskiClient:
                           max_time_ms=k.max_time_ms, retries=k.retries, backoff_s=k.backoff_s)
 
 
-def skyportal_client(cfg: Config) -> SkyPortalClient | None:
+def skyportal_client(cfg: Config, policies: Sequence[Policy]) -> SkyPortalClient | None:
     s = cfg.skyportal
     token = secret(s.token)
     if token is None:
@@ -71,10 +81,8 @@ def skyportal_client(cfg: Config) -> SkyPortalClient | None:
         return None
     client = SkyPortalClient(s.url, token, timeout_s=s.timeout_s, rate_limit_per_s=s.rate_limit_per_s,
                              max_retries=s.max_retries, backoff_s=s.backoff_s, followup_timeout_s=s.followup_timeout_s)
-    groups = sorted({g for p in cfg.policies if p.actions.save for g in p.actions.save.group_ids})
-    allocations = sorted({p.actions.followup.allocation_id for p in cfg.policies if p.actions.followup})
     try:
-        client.check(groups, allocations)
+        client.check(save_groups(policies), allocations(policies))
     except ValueError as exc:
         raise ConfigError(f"skyportal ({s.url}): {exc}") from None
     return client
@@ -83,17 +91,19 @@ def skyportal_client(cfg: Config) -> SkyPortalClient | None:
 def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None = None,
                  now: Callable[[], datetime] | None = None) -> Runtime:
     """Connect and check everything the cycle needs; `scorer` may be injected (tests share one model)."""
-    check_policies(cfg)
+    policies = configured_policies(cfg, [scorer.model_version] if scorer is not None else None)
     closers = []
     try:
         kowalski = kowalski_client(cfg).connect()
         closers.append(kowalski.close)
-        skyportal = skyportal_client(cfg)
+        skyportal = skyportal_client(cfg, policies)
         if skyportal is not None:
             closers.append(skyportal.close)
         journal = Journal(cfg.journal_path)
         closers.append(journal.close)
         scorer = scorer or build_scorer(cfg)
+        if any(p.model_version != scorer.model_version for p in policies):  # not the manifest's model
+            policies = configured_policies(cfg, [scorer.model_version])
     except Exception:
         for close in reversed(closers):
             close()
@@ -102,6 +112,6 @@ def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None
     poller = Poller(kowalski, journal, prefilter=k.prefilter, page_size=k.page_size, overlap_days=k.overlap_days,
                     cutout_batch=k.cutout_batch, history_batch=k.history_batch, mag_max=cfg.faintest_alert_mag,
                     programids=k.programids, now_jd=now_jd)
-    actor = Actor(journal, skyportal, cfg.policies, mode=cfg.mode, model_version=scorer.model_version,
+    actor = Actor(journal, policies, {"skyportal": skyportal}, mode=cfg.mode, links={"skyportal": cfg.skyportal.url},
                   **({"now": now} if now else {}))
-    return Runtime(cfg, journal, poller, scorer, actor, kowalski, skyportal, closers)
+    return Runtime(cfg, journal, poller, scorer, actor, kowalski, skyportal, policies, closers)

@@ -5,14 +5,17 @@ import pytest
 from bot.core.policies import Policy, evaluate, source_summary
 
 
-def alert(i, score, mag, peak=None, age=None, mv="v1.0.1", oid="ZTF00aaaaaaa"):
+MV = "v1.0.1"  # the scores' model version in these alerts (test data)
+
+
+def alert(i, score, mag, peak=None, age=None, mv=MV, oid="ZTF00aaaaaaa"):
     return {"objectId": oid, "candid": 1000 + i, "jd": 2460000.0 + i, "score": score, "magpsf": mag,
             "peakmag_so_far": mag if peak is None else peak, "age": float(i) if age is None else age,
             "model_version": mv}
 
 
-BTS_P1 = Policy("bts_p1", min_score=0.5, min_alerts=2, alert_mag_max=19.0)
-BTS_P2 = Policy("bts_p2", min_score=0.5, min_alerts=2, alert_mag_max=19.0, peakmag_max=18.5)
+BTS_P1 = Policy("bts_p1", min_score=0.5, min_alerts=2, alert_mag_max=19.0, model_version=MV)
+BTS_P2 = Policy("bts_p2", min_score=0.5, min_alerts=2, alert_mag_max=19.0, peakmag_max=18.5, model_version=MV)
 
 
 def test_decision_time_is_the_first_alert_at_which_it_holds():
@@ -36,10 +39,10 @@ def test_faint_alerts_do_not_count_but_peak_gates_p2():
 
 
 def test_age_window_and_model_version():
-    aged = Policy("young", min_alerts=1, age_max_days=3.0)
+    aged = Policy("young", min_alerts=1, age_max_days=3.0, model_version=MV)
     assert evaluate(aged, [alert(5, 0.9, 18.0)]) is None
     assert evaluate(aged, [alert(2, 0.9, 18.0)]).candid == 1002
-    old = Policy("old", min_alerts=1, age_min_days=10.0)
+    old = Policy("old", min_alerts=1, age_min_days=10.0, model_version=MV)
     assert evaluate(old, [alert(2, 0.9, 18.0), alert(12, 0.9, 18.0)]).candid == 1012
     v2 = Policy("prod_p1", min_score=0.85, min_alerts=1, model_version="v2")
     assert evaluate(v2, [alert(0, 0.99, 18.0, mv="v1.0.1")]) is None  # other model's scores never count
@@ -56,7 +59,7 @@ def test_the_example_sn_and_cv(example):
     for policy in (BTS_P1, BTS_P2):
         assert evaluate(policy, sn).jd == pytest.approx(2460222.943)  # its second alert
         assert evaluate(policy, cv) is None
-    prod_p1 = Policy("prod_p1", min_score=0.85, min_alerts=1)
+    prod_p1 = Policy("prod_p1", min_score=0.85, min_alerts=1, model_version=MV)
     assert evaluate(prod_p1, sn).jd == pytest.approx(2460220.941)  # the alternate fires at the first
 
 

@@ -10,8 +10,8 @@ age, model_version (unscorable alerts have score None and never count).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -23,11 +23,12 @@ class Policy:
     peakmag_max: float | None = None
     age_min_days: float | None = None
     age_max_days: float | None = None
-    model_version: str = "v1.0.1"
+    model_version: str | None = None  # required: the scores of this model version are the ones that count
+    actions: Any = field(default=None, compare=False, hash=False)  # its configured actions (`policies[].actions`)
 
-    @classmethod
-    def from_config(cls, cfg) -> "Policy":
-        return cls(**{f: getattr(cfg, f) for f in cls.__dataclass_fields__})
+    def __post_init__(self):
+        if not self.model_version:
+            raise ValueError(f"policy {self.name!r} needs a model_version (the loaded model's, see build_policies)")
 
     def counts(self, alert: Mapping) -> bool:
         score, mag = alert.get("score"), alert.get("magpsf")
@@ -72,6 +73,26 @@ class Decision:
             "magpsf": self.magpsf, "peakmag_so_far": self.peakmag_so_far, "age": self.age,
             "model_version": self.model_version,
         }  # fmt: skip
+
+
+def build_policies(configs: Sequence, model_versions: Sequence[str]) -> list[Policy]:
+    """The configured policies (`policies[]` of the config), built once at start with their actions.
+
+    A policy that states no `model_version` takes the first of `model_versions` (the loaded model's);
+    one naming a version none of them provides is refused with a ValueError naming
+    `policies.N.model_version` (it would silently never fire).
+    """
+    if not model_versions:
+        raise ValueError("no model loaded: policies need a model version")
+    out = []
+    for i, cfg in enumerate(configs):
+        version = cfg.model_version or model_versions[0]
+        if version not in model_versions:
+            raise ValueError(f"policies.{i}.model_version: {version!r} ({cfg.name}) is not a loaded model's "
+                             f"version ({', '.join(model_versions)})")
+        rules = {f: getattr(cfg, f) for f in Policy.__dataclass_fields__ if f not in ("model_version", "actions")}
+        out.append(Policy(**rules, model_version=version, actions=cfg.actions))
+    return out
 
 
 def _holds(policy: Policy, alert: Mapping, n_counting: int) -> bool:

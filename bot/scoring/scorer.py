@@ -73,12 +73,16 @@ def _batches(n: int, size: int) -> Iterable[slice]:
 class Scorer:
     """Scores batches of alerts with one BTSbot model and one braai model (same backend or not)."""
 
-    def __init__(self, model, braai, batch_size: int = 256, drb_source: str = "braai", model_version: str = "v1.0.1"):
+    def __init__(self, model, braai, batch_size: int = 256, drb_source: str = "braai", model_version: str | None = None):
         if drb_source not in DRB_SOURCES:
             raise ValueError(f"drb_source must be one of {DRB_SOURCES}, not {drb_source!r}")
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.model, self.braai = model, braai
+        if model_version is None:  # the production model's, as its manifest names it
+            from bot.artifacts import get_artifact
+
+            model_version = get_artifact("models", "btsbot").version
         self.batch_size, self.drb_source, self.model_version = batch_size, drb_source, model_version
 
     def stage(self, alerts: Sequence[dict], histories: Sequence[Iterable[dict]] | None = None) -> "Staged":

@@ -1,0 +1,46 @@
+"""annotation: the `btsbot` annotation on a source some policy acted on, kept current.
+
+Latest score, max score, counting alerts and model version (`bot.core.policies.source_summary`);
+unique per (source, origin) on SkyPortal, so it is created once and updated with PUT. Planned per
+source (not per decision) each time the source's summary changes, keyed by its latest candid.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from bot.actions.base import ActionKind, Context, Result
+from bot.core.policies import source_summary
+
+ORIGIN = "btsbot"
+
+
+class Annotation(ActionKind):
+    name = "annotation"
+    config_key = "annotate"
+    config_type = bool
+    config_default = True  # the `btsbot` annotation (scores, counting alerts), kept current
+    order = 3
+
+    def plan_source(self, ctx: Context, object_id: str):
+        decisions = [d for d in (ctx.journal.get_decision(p, object_id) for p in ctx.policies) if d]
+        annotate = [d for d in decisions if self.enabled(ctx.policies[d["policy"]])]
+        if not annotate:
+            return None
+        p = ctx.policies[annotate[0]["policy"]]
+        data = source_summary(ctx.journal.alerts_for_object(object_id, p.model_version), p.model_version,
+                              p.min_score, p.alert_mag_max)
+        if not data:
+            return None
+        return (min(d["id"] for d in annotate), f"annotation:{data['btsbot_latest_candid']}",
+                {"obj_id": object_id, "origin": ORIGIN, "data": data, "group_ids": ctx.save_groups or None})
+
+    def would_send(self, ctx: Context, action: Mapping) -> dict:
+        r = action["request"]
+        return {"method": "PUT or POST", "path": f"/api/sources/{r['obj_id']}/annotations",
+                "body": {"origin": r["origin"], "data": r["data"], "group_ids": r["group_ids"]}}
+
+    def execute(self, ctx: Context, action: Mapping) -> Result:
+        r = action["request"]
+        aid = ctx.service("skyportal").upsert_annotation(r["obj_id"], r["origin"], r["data"], r["group_ids"])
+        return "posted", {"annotation_id": aid}

@@ -1,0 +1,91 @@
+"""What an action kind is: its config model, and how it plans, dry-runs, executes and describes itself.
+
+The engine (`bot.actions.engine.Actor`) knows nothing about any kind; it asks the registry
+(`bot.actions.registry`) for the kinds and calls these hooks. A hook returns an `(outcome, response)`
+pair; outcome None keeps the action pending (resumed next cycle). A kind raises `SkyPortalError` (or
+another `ServiceError`) for a failed exchange -- the engine's error policy decides what it means -- and
+ValueError for a request refused before anything was sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, ClassVar, Iterable, Mapping
+
+from pydantic import BaseModel, ConfigDict
+
+from bot.core.policies import Decision, Policy
+from bot.journal import Journal
+
+Result = tuple["str | None", dict]
+
+
+class KindConfig(BaseModel):
+    """Base of an action kind's config model (strict: an unknown key is an error)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+@dataclass
+class Context:
+    """What the kinds may use: the journal, the services they act on, the policies, the clock."""
+
+    journal: Journal
+    policies: Mapping[str, Policy]
+    services: Mapping[str, Any]
+    mode: str
+    now: Callable[[], datetime]
+    save_groups: list[int] = field(default_factory=list)  # every policy's save groups: comments/annotation go there
+    links: Mapping[str, str] = field(default_factory=dict)  # e.g. {"skyportal": "https://fritz.science"}
+    kinds: Mapping[str, "ActionKind"] = field(default_factory=dict)  # the registry, by journal name
+
+    def service(self, name: str) -> Any:
+        svc = self.services.get(name)
+        if svc is None:
+            raise RuntimeError(f"no {name} service configured (live mode needs it)")
+        return svc
+
+    def main_action(self, action: Mapping, about: str) -> dict:
+        """The action `about` ("save", "followup") of the same decision as `action` ({} if none)."""
+        return next((x for x in self.journal.actions_for(action["decision_id"]) if x["action"] == about), {})
+
+
+class ActionKind:
+    """One kind of action. Subclasses set the class attributes and override the hooks they need."""
+
+    name: ClassVar[str]  # the journal's `action` column
+    config_key: ClassVar[str]  # its key under `policies[].actions`
+    config_type: ClassVar[Any]  # the pydantic type of that key
+    config_default: ClassVar[Any] = None
+    order: ClassVar[int]  # execution order inside a decision
+    phase: ClassVar[int] = 0  # kinds of a later phase run after every earlier phase's actions (of all decisions)
+    service: ClassVar[str | None] = "skyportal"
+
+    def enabled(self, policy: Policy) -> Any:
+        return getattr(policy.actions, self.config_key, None) if policy.actions is not None else None
+
+    # -- planning (inside the cycle's journal transaction) ---------------------------------------------
+    def plan(self, ctx: Context, policy: Policy, decision: Decision, alert: Mapping) -> Iterable[tuple[str | None, dict]]:
+        """The (key, request) pairs to journal as pending for a new decision."""
+        return ()
+
+    def plan_source(self, ctx: Context, object_id: str) -> tuple[int, str | None, dict] | None:
+        """(decision_id, key, request) of a per-source action, for a source some policy acted on."""
+        return None
+
+    # -- execution -------------------------------------------------------------------------------------
+    def waiting_for(self, ctx: Context, action: Mapping) -> str | None:
+        """Why the action must wait (it stays pending, untouched), or None to run it now."""
+        return None
+
+    def would_send(self, ctx: Context, action: Mapping) -> dict:
+        """What it would send, journaled in dry-run mode instead of sending."""
+        raise NotImplementedError
+
+    def execute(self, ctx: Context, action: Mapping) -> Result:
+        raise NotImplementedError
+
+    def describe(self, action: Mapping) -> str:
+        """A finished (or pending) action's outcome in words, for comments and notifications."""
+        return f"{self.name} {action.get('outcome') or 'not done'}"

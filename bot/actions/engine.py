@@ -1,0 +1,167 @@
+"""The action engine: turning policy decisions into journaled, idempotent actions.
+
+Two phases, so that a crash anywhere never duplicates or loses an action:
+1. `plan` (inside the cycle's journal transaction, with the alerts that caused it): the decision and
+   its actions are journaled as "pending", each with the request it will make;
+2. `run_pending` executes every pending action -- this cycle's and any left unfinished by an earlier
+   run -- and journals the outcome. In dry-run mode it journals what it would send and sends nothing.
+
+What an action does is its kind's business (`bot.actions.registry`: one module per kind); the engine
+only orders the actions, asks each kind whether it must wait, runs it, and applies the error policy:
+an error whose `transient` is True (`SkyPortalError` of a 5xx/timeout, `TransientError`) or an
+unexpected error keeps the action pending for the next cycle and never blocks the others; one whose
+`transient` is False (a 4xx refusal) or a request refused before sending (ValueError) is a final
+"failed" outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Mapping
+
+from bot.actions.base import Context
+from bot.actions.registry import KINDS
+from bot.actions.save import save_groups
+from bot.core.policies import Decision, Policy
+from bot.journal import Journal
+
+log = logging.getLogger(__name__)
+
+
+class TransientError(Exception):
+    """A service that may work later (e.g. a webhook that is down): the action stays pending."""
+
+    transient = True
+
+
+@dataclass
+class ActionReport:
+    action_id: int
+    objectId: str
+    policy: str
+    action: str
+    outcome: str | None  # None: still pending (a transient failure; resumed next cycle)
+    detail: str = ""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Actor:
+    """Plans and executes the actions of the policies (built once at start, `Runtime.policies`).
+
+    `services` maps a service name to its client ("skyportal": SkyPortalClient, ...); in dry-run mode
+    they may be missing (nothing is read from or written to them then).
+    """
+
+    def __init__(self, journal: Journal, policies: Iterable[Policy], services: Mapping[str, Any] | None = None, *,
+                 mode: str = "dry-run", now: Callable[[], datetime] = _now, links: Mapping[str, str] | None = None,
+                 kinds: Mapping | None = None):
+        if mode not in ("dry-run", "live"):
+            raise ValueError(f"mode must be dry-run or live, not {mode!r}")
+        self.kinds = dict(KINDS if kinds is None else kinds)
+        policies = {p.name: p for p in policies}
+        services = {k: v for k, v in (services or {}).items() if v is not None}
+        if mode == "live":
+            needed = {k.service for k in self.kinds.values() if k.service
+                      for p in policies.values() if k.enabled(p)}
+            missing = sorted(needed - set(services))
+            if missing:
+                raise ValueError(f"live mode needs a client for {', '.join(missing)}")
+        self.journal, self.mode = journal, mode
+        self.ctx = Context(journal, policies, services, mode, now, save_groups(policies.values()),
+                           dict(links or {}), self.kinds)
+
+    @property
+    def policies(self) -> Mapping[str, Policy]:
+        return self.ctx.policies
+
+    # -- phase 1: plan (pure journal writes) -----------------------------------------------------------
+    def plan(self, decision: Decision, alert: Mapping) -> list[int]:
+        """Journal a decision and its pending actions (idempotent); returns the action ids."""
+        policy = self.policies[decision.policy]
+        did, _ = self.journal.record_decision(decision.policy, decision.objectId, decision.candid, decision.jd,
+                                              decision.evidence)
+        ids = []
+        for kind in self.kinds.values():
+            if kind.enabled(policy):
+                for key, request in kind.plan(self.ctx, policy, decision, alert):
+                    ids.append(self.journal.start_action(did, kind.name, request, key=key))
+        return ids
+
+    def plan_source(self, object_id: str) -> list[int]:
+        """Journal the per-source actions (the annotation) of a source some policy acted on, if changed."""
+        ids = []
+        for kind in self.kinds.values():
+            planned = kind.plan_source(self.ctx, object_id)
+            if planned is not None:
+                did, key, request = planned
+                ids.append(self.journal.start_action(did, kind.name, request, key=key))
+        return ids
+
+    def plan_annotation(self, object_id: str) -> int | None:
+        ids = self.plan_source(object_id)
+        return ids[0] if ids else None
+
+    # -- phase 2: execute ------------------------------------------------------------------------------
+    def _sort_key(self, a: dict):
+        kind = self.kinds.get(a["action"])
+        return (kind.phase if kind else 9, a["decision_id"], kind.order if kind else 9, a["id"])
+
+    def run_pending(self, stop: threading.Event | None = None) -> list[ActionReport]:
+        """Run every pending action; with `stop` set, the actions not yet started stay pending."""
+        reports = []
+        for action in sorted(self.journal.unfinished_actions(), key=self._sort_key):
+            if stop is not None and stop.is_set():
+                break
+            reports.append(self._run(action))
+        return reports
+
+    def _run(self, a: dict) -> ActionReport:
+        report = ActionReport(a["id"], a["objectId"], a["policy"], a["action"], None)
+        kind = self.kinds.get(a["action"])
+        if kind is None:
+            report.detail = f"unknown action kind {a['action']!r}; left pending"
+            return report
+        wait = kind.waiting_for(self.ctx, a)
+        if wait:
+            report.detail = wait
+            return report
+        try:
+            if self.mode == "dry-run":
+                outcome, response = "dry-run", {"would_send": kind.would_send(self.ctx, a)}
+            else:
+                outcome, response = kind.execute(self.ctx, a)
+        except ValueError as exc:  # a payload refused before sending
+            outcome, response = "failed", {"message": str(exc)}
+        except Exception as exc:
+            transient = getattr(exc, "transient", None)  # SkyPortalError, TransientError
+            if transient is True:
+                return self._keep_pending(report, a, str(exc), f"transient failure, will resume: {exc}")
+            if transient is not False:  # a bug or an unexpected answer: keep it pending, never block the others
+                log.exception("%s %s for %s failed unexpectedly", a["action"], a["policy"], a["objectId"])
+                why = f"{type(exc).__name__}: {exc}"
+                self.journal.note_attempt(a["id"], why)
+                report.detail = f"unexpected error, will resume: {why}"
+                return report
+            outcome, response = "failed", {"status": getattr(exc, "status", None),
+                                           "message": getattr(exc, "message", str(exc))}
+        if outcome is None:  # e.g. a follow-up whose fate is still unknown: resume next cycle
+            self.journal.note_attempt(a["id"], response.get("message", "unknown outcome"))
+            report.detail = response.get("message", "")
+            return report
+        self.journal.finish_action(a["id"], outcome, response,
+                                   error=response.get("message") if outcome == "failed" else None)
+        report.outcome, report.detail = outcome, response.get("message") or response.get("reason") or ""
+        log.info("%s %s for %s: %s %s", a["action"], a["policy"], a["objectId"], outcome, report.detail)
+        return report
+
+    def _keep_pending(self, report: ActionReport, a: dict, error: str, detail: str) -> ActionReport:
+        self.journal.note_attempt(a["id"], error)
+        report.detail = detail
+        log.warning("%s %s for %s: %s", a["action"], a["policy"], a["objectId"], detail)
+        return report

@@ -1,0 +1,94 @@
+"""followup: a SEDM follow-up request, following production's post/update/skip rules.
+
+The source's requests are listed first and `bot.core.followup_rules.plan_followup` decides: post one
+`POST /api/followup_request` (never retried blindly), raise a submitted request's priority with PUT,
+or skip. After an unclear answer (timeout, 5xx) the listing is read again before anything else is sent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+
+from pydantic import Field, field_validator
+
+from bot.actions.base import ActionKind, Context, KindConfig, Result
+from bot.core.followup_rules import followup_body, plan_followup
+from bot.facilities.sedm import sedm_payload
+
+_CHECK_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)  # the payload's shape does not depend on the date
+
+
+class FollowupAction(KindConfig):
+    allocation_id: int
+    payload: dict[str, Any]
+    validity_days: float = Field(7.0, gt=0)
+    ignore_source_group_ids: list[int] = []
+    target_group_ids: list[int] = []
+
+    @field_validator("payload")
+    @classmethod
+    def _valid_for_sedm(cls, payload):
+        sedm_payload(payload, 1.0, _CHECK_TIME)  # raises ValueError naming the key
+        return payload
+
+
+def allocations(policies: Iterable) -> list[int]:
+    """Every allocation some policy requests follow-up with (sorted), checked at start."""
+    return sorted({p.actions.followup.allocation_id for p in policies if p.actions is not None and p.actions.followup})
+
+
+class Followup(ActionKind):
+    name = config_key = "followup"
+    config_type = FollowupAction | None
+    order = 1
+
+    def plan(self, ctx: Context, policy, decision, alert: Mapping):
+        f = policy.actions.followup
+        return [("followup", {
+            "obj_id": decision.objectId, "allocation_id": f.allocation_id, "payload": f.payload,
+            "validity_days": f.validity_days, "ignore_source_group_ids": f.ignore_source_group_ids,
+            "target_group_ids": f.target_group_ids})]
+
+    @staticmethod
+    def _body(r: Mapping, now: datetime) -> dict:
+        return followup_body(r["obj_id"], r["allocation_id"], sedm_payload(r["payload"], r["validity_days"], now),
+                             r["ignore_source_group_ids"], r["target_group_ids"])
+
+    def would_send(self, ctx: Context, action: Mapping) -> dict:
+        return {"method": "POST", "path": "/api/followup_request", "body": self._body(action["request"], ctx.now())}
+
+    @staticmethod
+    def _plan(client, r: Mapping, now: datetime):
+        return plan_followup(client.followup_requests(r["obj_id"], r["allocation_id"]), r["allocation_id"],
+                             r["payload"], now)
+
+    def execute(self, ctx: Context, action: Mapping) -> Result:
+        client, r, now = ctx.service("skyportal"), action["request"], ctx.now()
+        plan = self._plan(client, r, now)
+        if plan.action == "skip":
+            return "skipped", {"reason": plan.reason, "request_id": (plan.request or {}).get("id")}
+        if plan.action == "update":
+            rid = plan.request["id"]
+            client.update_followup(rid, r["obj_id"], r["allocation_id"], plan.update_payload)
+            return "updated", {"reason": plan.reason, "request_id": rid, "payload": plan.update_payload}
+        body = self._body(r, now)
+        res = client.submit_followup(body)
+        response = {"request": body, "request_id": res.request_id, "status": res.status, "message": res.message,
+                    "http_status": res.http_status}
+        if res.outcome != "unknown":
+            return res.outcome, response
+        # never re-POST blindly: did the server commit it anyway?
+        again = self._plan(client, r, now)
+        if again.action != "post":
+            return "posted", response | {"request_id": (again.request or {}).get("id"),
+                                         "message": f"confirmed by listing after an unclear answer ({res.message})"}
+        return None, {"message": f"outcome unknown ({res.message}); not in the listing, will re-plan next cycle"}
+
+    def describe(self, action: Mapping) -> str:
+        outcome, resp = action.get("outcome"), action.get("response") or {}
+        if outcome in ("posted", "updated"):
+            return (f"SEDM follow-up {'requested' if outcome == 'posted' else 'priority raised'} "
+                    f"(request {resp.get('request_id')})")
+        reason = resp.get("message") or resp.get("reason") or ""
+        return f"SEDM follow-up {outcome or 'not done'}{': ' + reason if reason else ''}"

@@ -1,0 +1,54 @@
+"""save: put a selected source in the policy's Fritz groups (`POST /api/sources`, idempotent)."""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+from pydantic import Field
+
+from bot.actions.base import ActionKind, Context, KindConfig, Result
+
+
+class SaveAction(KindConfig):
+    group_ids: list[int] = Field(min_length=1)
+
+
+def save_groups(policies: Iterable) -> list[int]:
+    """Every group some policy saves to (sorted): checked at start, and where comments/annotations go."""
+    return sorted({g for p in policies if p.actions is not None and p.actions.save for g in p.actions.save.group_ids})
+
+
+class Save(ActionKind):
+    name = config_key = "save"
+    config_type = SaveAction | None
+    order = 0
+
+    def plan(self, ctx: Context, policy, decision, alert: Mapping):
+        extra = alert.get("extra") or {}
+        return [("save", {"obj_id": decision.objectId, "group_ids": policy.actions.save.group_ids,
+                          "ra": extra.get("ra"), "dec": extra.get("dec")})]
+
+    def would_send(self, ctx: Context, action: Mapping) -> dict:
+        r = action["request"]
+        return {"method": "POST", "path": "/api/sources", "body": {"id": r["obj_id"], "group_ids": r["group_ids"]}}
+
+    def execute(self, ctx: Context, action: Mapping) -> Result:
+        r = action["request"]
+        res = ctx.service("skyportal").save_source(r["obj_id"], r["group_ids"], ra=r.get("ra"), dec=r.get("dec"))
+        response = {"saved": res.saved, "pending": res.pending, "already": res.already, "missing": res.missing}
+        if res.pending:
+            return "pending_invitation", response | {"message": f"invitation pending for group(s) {res.pending}"}
+        if res.missing:
+            return "failed", response | {"message": f"not saved to group(s) {res.missing}"}
+        return ("already_saved" if not res.saved else "saved"), response
+
+    def describe(self, action: Mapping) -> str:
+        outcome, resp = action.get("outcome"), action.get("response") or {}
+        groups = resp.get("saved", []) + resp.get("already", [])
+        return {"saved": f"saved to group {ids(groups)}", "already_saved": f"already saved to group {ids(groups)}",
+                "pending_invitation": f"save requested (invitation pending) for group {ids(resp.get('pending'))}",
+                }.get(outcome, f"save {outcome or 'not done'}")
+
+
+def ids(values) -> str:
+    return ", ".join(str(i) for i in values or [])
