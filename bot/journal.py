@@ -49,7 +49,6 @@ CREATE TABLE IF NOT EXISTS alerts (
     peakmag_so_far REAL,
     age            REAL,
     drb            REAL,
-    cycle_id,                          -- no affinity: stored as given (int or str)
     extra          TEXT,               -- JSON
     time           TEXT NOT NULL,      -- first recorded
     updated        TEXT,               -- last re-recorded (NULL if never)
@@ -98,8 +97,8 @@ _ALERT_OPTIONAL = ("magpsf", "peakmag_so_far", "age", "drb")
 
 _UPSERT_ALERT = """
 INSERT INTO alerts (candid, model_version, objectId, jd, score, status,
-                    magpsf, peakmag_so_far, age, drb, cycle_id, extra, time)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    magpsf, peakmag_so_far, age, drb, extra, time)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (candid, model_version) DO UPDATE SET
     score = excluded.score,
     status = excluded.status,
@@ -107,7 +106,6 @@ ON CONFLICT (candid, model_version) DO UPDATE SET
     peakmag_so_far = coalesce(excluded.peakmag_so_far, peakmag_so_far),
     age = coalesce(excluded.age, age),
     drb = coalesce(excluded.drb, drb),
-    cycle_id = coalesce(excluded.cycle_id, cycle_id),
     extra = coalesce(excluded.extra, extra),
     updated = excluded.time
 """
@@ -321,12 +319,10 @@ class Journal:
                 for name in _ALERT_REQUIRED:
                     if r[name] is None:
                         raise ValueError(f"{name} is None")
-                cycle = r.get("cycle_id")
                 params.append((
                     _int(r["candid"]), str(r["model_version"]), str(r["objectId"]), float(r["jd"]),
                     _float(r.get("score")), str(r["status"]),
                     *(_float(r.get(k)) for k in _ALERT_OPTIONAL),
-                    cycle if cycle is None or isinstance(cycle, (int, str)) else str(cycle),
                     _dumps(r.get("extra")), now,
                 ))
             except KeyError as exc:
@@ -419,8 +415,7 @@ class Journal:
         """Journal an action as "pending" BEFORE sending it; returns its id.
 
         Idempotent on (decision_id, action, key), key=None included: if that action exists, its
-        id is returned and nothing changes (check `get_action(id)["status"]` to see whether it is
-        already done; `retry_action` re-opens a finished one).
+        id is returned and nothing changes (a finished action stays finished).
         """
         k = "" if key is None else str(key)
         with self.transaction():
@@ -452,23 +447,6 @@ class Journal:
                 (_scrub_text(str(error)), action_id))
             if cur.rowcount != 1:
                 raise KeyError(f"no pending action {action_id}")
-
-    def retry_action(self, action_id: int, request: Mapping[str, Any] | None = None) -> int:
-        """Re-open a finished action as "pending" (attempts + 1) before sending it again."""
-        with self.transaction():
-            cur = self._conn.execute(
-                "UPDATE actions SET status = 'pending', attempts = attempts + 1, outcome = NULL, "
-                "finished = NULL, time = ?, request = coalesce(?, request) WHERE id = ?",
-                (self._now(), _dumps(scrub(request)), action_id))
-            if cur.rowcount != 1:
-                raise KeyError(f"no action {action_id}")
-        return action_id
-
-    def get_action(self, action_id: int) -> dict:
-        rows = self._read(_ACTION_SELECT + " WHERE a.id = ?", (action_id,))
-        if not rows:
-            raise KeyError(f"no action {action_id}")
-        return self._action(rows[0])
 
     def unfinished_actions(self) -> list[dict]:
         """Actions journaled as pending but never finished (in flight when the bot stopped)."""
@@ -539,13 +517,3 @@ class Journal:
             e.update(self._action(row))
         e["kind"] = kind[:-1]  # "alert", "decision", "action"
         return e
-
-    def stats(self) -> dict[str, int]:
-        """Row counts, for status displays and metrics."""
-        with self._lock:
-            return {
-                "alerts": self._read("SELECT count(*) FROM alerts")[0][0],
-                "decisions": self._read("SELECT count(*) FROM decisions")[0][0],
-                "actions": self._read("SELECT count(*) FROM actions")[0][0],
-                "pending_actions": self._read("SELECT count(*) FROM actions WHERE status = 'pending'")[0][0],
-            }
