@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from bot.actions.followup import FollowupAction  # noqa: F401  (re-exported with the rest of the config)
+from bot.actions.notify import NotifyAction  # noqa: F401
 from bot.actions.registry import policy_actions_model
 from bot.actions.save import SaveAction  # noqa: F401
 

@@ -112,7 +112,7 @@ ON CONFLICT (candid, model_version) DO UPDATE SET
 
 _ACTION_SELECT = """
 SELECT a.id, a.decision_id, a.action, a.key, a.status, a.outcome, a.request, a.response, a.error,
-       a.attempts, a.time, a.finished, d.policy, d.objectId, d.candid, d.jd
+       a.attempts, a.time, a.finished, a.attempt, d.policy, d.objectId, d.candid, d.jd
 FROM actions a JOIN decisions d ON d.id = a.decision_id
 """
 
@@ -228,9 +228,17 @@ class Journal:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     c.execute(stmt)
+            # columns added since version 1 (idempotent; no version bump, see _ensure_column)
+            self._ensure_column("actions", "attempt", "TEXT")  # JSON: what was being sent, journaled just before
             # future migrations: `if version < 2: ...` here, then record the new version
             if version is None or version < SCHEMA_VERSION:
                 c.execute("INSERT INTO schema_version VALUES (?, ?)", (SCHEMA_VERSION, self._now()))
+
+    def _ensure_column(self, table: str, column: str, decl: str) -> None:
+        """Add `column` to `table` unless it is there (old journals gain it, new ones get it once)."""
+        have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     @property
     def schema_version(self) -> int:
@@ -448,6 +456,22 @@ class Journal:
             if cur.rowcount != 1:
                 raise KeyError(f"no pending action {action_id}")
 
+    def mark_sending(self, action_id: int, attempt: Mapping[str, Any]) -> None:
+        """Journal what is about to be sent, just BEFORE sending it (`attempt`, with the time): after a
+        crash between the send and `finish_action`, the next run finds the mark and knows it may have
+        gone out (a webhook cannot be read back; a follow-up request can be recognised in the listing)."""
+        with self.transaction():
+            cur = self._conn.execute(
+                "UPDATE actions SET attempt = ? WHERE id = ? AND status = 'pending'",
+                (_dumps(scrub({**attempt, "at": self._now()})), action_id))
+            if cur.rowcount != 1:
+                raise KeyError(f"no pending action {action_id}")
+
+    def clear_sending(self, action_id: int) -> None:
+        """The attempt marked by `mark_sending` certainly did not go out (refused before delivery)."""
+        with self.transaction():
+            self._conn.execute("UPDATE actions SET attempt = NULL WHERE id = ?", (action_id,))
+
     def unfinished_actions(self) -> list[dict]:
         """Actions journaled as pending but never finished (in flight when the bot stopped)."""
         return [self._action(r) for r in self._read(_ACTION_SELECT + " WHERE a.status = 'pending' ORDER BY a.id")]
@@ -461,6 +485,7 @@ class Journal:
         d = dict(row)
         d["key"] = d["key"] or None
         d["request"], d["response"] = _loads(d["request"]), _loads(d["response"])
+        d["attempt"] = _loads(d.get("attempt"))
         return d
 
     # -- reading back ------------------------------------------------------------------------------

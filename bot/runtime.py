@@ -9,12 +9,14 @@ start, before any poll. The same policy objects (`Runtime.policies`) serve the c
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Sequence
 
 from bot.actions import Actor
 from bot.actions.followup import allocations
+from bot.actions.notify import Webhook, service_name, webhook_envs
 from bot.actions.save import save_groups
 from bot.config import Config, ConfigError, secret
 from bot.core.policies import Policy, build_policies
@@ -88,6 +90,30 @@ def skyportal_client(cfg: Config, policies: Sequence[Policy]) -> SkyPortalClient
     return client
 
 
+def webhooks(cfg: Config, policies: Sequence[Policy], env=None) -> dict[str, Webhook]:
+    """The chat webhooks the policies notify, their secret URLs read from the environment.
+
+    Live mode needs each one; dry-run sends nothing, so a missing variable is only logged there."""
+    env = os.environ if env is None else env
+    out = {}
+    for name in webhook_envs(policies):
+        url = env.get(name)
+        where = next(f"policies.{i}.actions.notify.webhook_env" for i, p in enumerate(policies)
+                     if getattr(p.actions, "notify", None) and p.actions.notify.webhook_env == name)
+        if not url:
+            if cfg.mode == "live":
+                raise ConfigError(f"{where}: the environment variable {name} (the webhook URL) is not set")
+            log.info("%s: %s is not set; dry-run journals the messages and sends nothing", where, name)
+            continue
+        timeout = max(p.actions.notify.timeout_s for p in policies
+                      if getattr(p.actions, "notify", None) and p.actions.notify.webhook_env == name)
+        try:
+            out[service_name(name)] = Webhook(url, timeout)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: ${name}: {exc}") from None
+    return out
+
+
 def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None = None,
                  now: Callable[[], datetime] | None = None) -> Runtime:
     """Connect and check everything the cycle needs; `scorer` may be injected (tests share one model)."""
@@ -99,6 +125,8 @@ def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None
         skyportal = skyportal_client(cfg, policies)
         if skyportal is not None:
             closers.append(skyportal.close)
+        hooks = webhooks(cfg, policies)
+        closers.extend(h.close for h in hooks.values())
         journal = Journal(cfg.journal_path)
         closers.append(journal.close)
         scorer = scorer or build_scorer(cfg)
@@ -112,6 +140,6 @@ def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None
     poller = Poller(kowalski, journal, prefilter=k.prefilter, page_size=k.page_size, overlap_days=k.overlap_days,
                     cutout_batch=k.cutout_batch, history_batch=k.history_batch, mag_max=cfg.faintest_alert_mag,
                     programids=k.programids, now_jd=now_jd)
-    actor = Actor(journal, policies, {"skyportal": skyportal}, mode=cfg.mode, links={"skyportal": cfg.skyportal.url},
+    actor = Actor(journal, policies, {"skyportal": skyportal, **hooks}, mode=cfg.mode, links={"skyportal": cfg.skyportal.url},
                   **({"now": now} if now else {}))
     return Runtime(cfg, journal, poller, scorer, actor, kowalski, skyportal, policies, closers)

@@ -65,6 +65,10 @@ class ActionKind:
     def enabled(self, policy: Policy) -> Any:
         return getattr(policy.actions, self.config_key, None) if policy.actions is not None else None
 
+    def services(self, policy: Policy) -> list[str]:
+        """The services (names in `Context.services`) this kind needs for `policy` in live mode."""
+        return [self.service] if self.service and self.enabled(policy) else []
+
     # -- planning (inside the cycle's journal transaction) ---------------------------------------------
     def plan(self, ctx: Context, policy: Policy, decision: Decision, alert: Mapping) -> Iterable[tuple[str | None, dict]]:
         """The (key, request) pairs to journal as pending for a new decision."""

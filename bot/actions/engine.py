@@ -67,8 +67,7 @@ class Actor:
         policies = {p.name: p for p in policies}
         services = {k: v for k, v in (services or {}).items() if v is not None}
         if mode == "live":
-            needed = {k.service for k in self.kinds.values() if k.service
-                      for p in policies.values() if k.enabled(p)}
+            needed = {name for k in self.kinds.values() for p in policies.values() for name in k.services(p)}
             missing = sorted(needed - set(services))
             if missing:
                 raise ValueError(f"live mode needs a client for {', '.join(missing)}")

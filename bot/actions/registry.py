@@ -13,6 +13,7 @@ from bot.actions.annotation import Annotation
 from bot.actions.base import ActionKind, KindConfig
 from bot.actions.comment import Comment
 from bot.actions.followup import Followup
+from bot.actions.notify import Notify
 from bot.actions.save import Save
 
 KINDS: dict[str, ActionKind] = {}
@@ -25,7 +26,7 @@ def register(kind: ActionKind) -> ActionKind:
     return kind
 
 
-for _kind in (Save(), Followup(), Comment(), Annotation()):
+for _kind in (Save(), Followup(), Comment(), Annotation(), Notify()):
     register(_kind)
 
 

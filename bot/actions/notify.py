@@ -1,0 +1,171 @@
+"""notify: a message to a chat channel (a Slack-compatible incoming webhook) once a policy's actions
+are done on Fritz.
+
+    actions:
+      notify: {webhook_env: BTSBOT_SLACK_WEBHOOK, on: [save, followup]}
+
+The webhook URL is a secret read from the environment variable `webhook_env`; it is never logged or
+journaled (the journal holds the variable's name). The message (`POST {"text": ...}`) links the source's
+Fritz page, names the policy and the evidence, and says what happened on Fritz. A webhook cannot be read
+back, so the message is journaled just before the POST: after a crash between the POST and its outcome
+the next run records the outcome `unknown` and does not resend (at most once) unless
+`resend_unknown: true` (at least once). A webhook that is down leaves the notify pending; notifications
+run after every Fritz action, and a webhook found down is not tried again for a minute, so it never
+delays Fritz. Dry-run journals the message and sends nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Iterable, Literal, Mapping
+
+import requests
+from pydantic import Field
+
+from bot.actions.base import ActionKind, Context, KindConfig, Result
+from bot.actions.comment import DESCRIBED
+
+log = logging.getLogger(__name__)
+DOWN_FOR_S = 60.0  # after a failure, the webhook is not tried again for this long (in one process)
+
+
+class NotifyAction(KindConfig):
+    webhook_env: str = Field("BTSBOT_SLACK_WEBHOOK", min_length=1)
+    on: list[Literal["save", "followup"]] = Field(["save", "followup"], min_length=1)
+    resend_unknown: bool = False  # false: at most once; true: at least once (resend after a crash mid-POST)
+    timeout_s: float = Field(5.0, gt=0)
+
+
+class WebhookError(Exception):
+    """A failed webhook POST; `transient` as SkyPortalError's; `delivered` None when it may have gone out."""
+
+    def __init__(self, message: str, *, transient: bool, delivered: bool | None = False, status: int | None = None):
+        super().__init__(message)
+        self.message, self.transient, self.delivered, self.status = message, transient, delivered, status
+
+
+class Webhook:
+    """POSTs `{"text": ...}` to a secret URL; errors never contain the URL."""
+
+    def __init__(self, url: str, timeout_s: float = 5.0, session: requests.Session | None = None,
+                 clock=time.monotonic):
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError("the webhook URL must start with http:// or https://")
+        self.__url, self.timeout_s = url, timeout_s
+        self._session = session or requests.Session()
+        self._clock, self._down_until = clock, 0.0
+
+    def __repr__(self) -> str:
+        return "Webhook(url=<secret>)"
+
+    def post(self, text: str) -> int:
+        if self._clock() < self._down_until:
+            raise WebhookError("webhook down (failed less than a minute ago); not tried", transient=True)
+        try:
+            r = self._session.post(self.__url, json={"text": text}, timeout=self.timeout_s)
+        except requests.Timeout:  # it may have been delivered
+            self._down_until = self._clock() + DOWN_FOR_S
+            raise WebhookError(f"webhook timed out after {self.timeout_s:g} s", transient=True, delivered=None) from None
+        except requests.RequestException as exc:  # connection refused, DNS...: not delivered
+            self._down_until = self._clock() + DOWN_FOR_S
+            raise WebhookError(f"webhook unreachable ({type(exc).__name__})", transient=True) from None
+        status, body = r.status_code, (r.text or "")[:100]
+        r.close()
+        if status == 200:
+            return status
+        transient = status == 429 or status >= 500
+        if transient:
+            self._down_until = self._clock() + DOWN_FOR_S
+        raise WebhookError(f"webhook answered HTTP {status}: {body}", transient=transient, status=status)
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def webhook_envs(policies: Iterable) -> list[str]:
+    """The environment variables holding the webhook URLs the policies notify."""
+    return sorted({p.actions.notify.webhook_env for p in policies
+                   if p.actions is not None and getattr(p.actions, "notify", None)})
+
+
+def service_name(env: str) -> str:
+    return f"webhook:{env}"
+
+
+def _escape(text: str) -> str:  # Slack's three control characters
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class Notify(ActionKind):
+    name = config_key = "notify"
+    config_type = NotifyAction | None
+    order = 4
+    phase = 1  # after every Fritz action of the run: a slow or down webhook never delays Fritz
+
+    def services(self, policy) -> list[str]:
+        cfg = self.enabled(policy)
+        return [service_name(cfg.webhook_env)] if cfg else []
+
+    def plan(self, ctx: Context, policy, decision, alert: Mapping):
+        cfg = policy.actions.notify
+        about = [k for k in DESCRIBED if k in cfg.on and getattr(policy.actions, k)]
+        if not about:
+            return []
+        return [("notify", {"obj_id": decision.objectId, "about": about, "webhook_env": cfg.webhook_env})]
+
+    def waiting_for(self, ctx: Context, action: Mapping) -> str | None:
+        pending = [k for k in action["request"]["about"] if ctx.main_action(action, k).get("status") == "pending"]
+        return f"waiting for the {' and '.join(pending)} it reports" if pending else None
+
+    def text(self, ctx: Context, action: Mapping) -> str:
+        oid = action["objectId"]
+        ev = ctx.journal.get_decision_by_id(action["decision_id"])["evidence"]
+        policy = ctx.policies.get(action["policy"])
+        base = ctx.links.get("skyportal", "").rstrip("/")
+        link = f"<{base}/source/{oid}|{oid}>" if base else oid
+        threshold = f" > {policy.min_score:g}" if policy else ""
+        peak = f", peak {ev['peakmag_so_far']:.2f} mag" if ev.get("peakmag_so_far") is not None else ""
+        done = "; ".join(self._fritz(ctx, ctx.main_action(action, k), k) for k in action["request"]["about"])
+        return (f"BTSbot: {link} selected by {_escape(action['policy'])} — {ev['n_counting']} alerts{threshold}, "
+                f"max score {ev['max_score']:.3f}{peak}. On Fritz: {_escape(done)}")
+
+    @staticmethod
+    def _fritz(ctx: Context, main: Mapping, about: str) -> str:
+        words = ctx.kinds[about].describe(main)
+        status = (main.get("response") or {}).get("status")
+        if about == "followup" and main.get("outcome") in ("posted", "updated") and isinstance(status, str):
+            words += f", status {status}"
+        return words
+
+    def would_send(self, ctx: Context, action: Mapping) -> dict:
+        return {"method": "POST", "url": f"${action['request']['webhook_env']}",
+                "body": {"text": self.text(ctx, action)}}
+
+    def execute(self, ctx: Context, action: Mapping) -> Result:
+        r, cfg = action["request"], self._config(ctx, action)
+        previous = action.get("attempt")
+        if previous and not (cfg and cfg.resend_unknown):
+            log.warning("notify %s for %s: a POST may have been sent before the bot stopped; not resent "
+                        "(at most once; resend_unknown: true resends)", action["policy"], action["objectId"])
+            return "unknown", {"text": previous.get("text"), "message": "the bot stopped between the webhook POST "
+                               "and its outcome; not resent (resend_unknown: false)"}
+        text = previous["text"] if previous else self.text(ctx, action)
+        ctx.journal.mark_sending(action["id"], {"text": text})
+        try:
+            status = ctx.service(service_name(r["webhook_env"])).post(text)
+        except WebhookError as exc:
+            if exc.delivered is False:
+                ctx.journal.clear_sending(action["id"])
+            elif not (cfg and cfg.resend_unknown):
+                return "unknown", {"text": text, "message": f"{exc.message}; it may have been delivered, not resent"}
+            raise
+        return "posted", {"text": text, "http_status": status, **({"resent": True} if previous else {})}
+
+    @staticmethod
+    def _config(ctx: Context, action: Mapping) -> NotifyAction | None:
+        policy = ctx.policies.get(action["policy"])
+        return getattr(policy.actions, "notify", None) if policy is not None and policy.actions is not None else None
+
+    def describe(self, action: Mapping) -> str:
+        return f"notification {action.get('outcome') or 'pending'}"
