@@ -35,6 +35,11 @@ def calls(sim, method, path):
     return [r for r in sim.requests if r["method"] == method and r["path"] == path]
 
 
+def save_comments(sim):
+    """The comment POSTs that describe bts_p1's save of SN (not the follow-up's comments)."""
+    return [r for r in calls(sim, "POST", f"/api/sources/{SN}/comments") if "bts_p1" in r["body"]["text"]]
+
+
 def fritz_requests(sim):
     r = requests.get(f"{sim.url}/api/followup_request", params={"sourceID": SN},
                      headers={"Authorization": f"token {sim.token}"}, timeout=5)
@@ -91,11 +96,12 @@ def test_429_bursts_are_absorbed(make_runtime, skyportal):
 
 
 def test_500s_leave_the_action_pending_and_the_next_cycle_finishes_it(make_runtime, skyportal):
-    skyportal.faults.push(*["500"] * 10, match="POST /api/sources")
+    skyportal.faults.push(*["500"] * 10, match="POST /api/sources")  # that endpoint only, not the comments one
     rt = make_runtime()
     first = cycle(rt)
     assert outcomes(first)[("bts_p1", "save")] is None  # transient: still pending
     assert outcomes(first)[("bts_p1", "comment")] is None  # waits for the save it describes
+    assert save_comments(skyportal) == []  # ... without sending it
     pending = rt.journal.unfinished_actions()
     assert {a["action"] for a in pending} >= {"save", "comment"}
     assert all("500" in (a["error"] or "") for a in pending if a["action"] == "save")
@@ -103,6 +109,7 @@ def test_500s_leave_the_action_pending_and_the_next_cycle_finishes_it(make_runti
     second = cycle(rt)
     assert outcomes(second)[("bts_p1", "save")] == "saved"
     assert outcomes(second)[("bts_p1", "comment")] == "posted"
+    assert [r["status"] for r in save_comments(skyportal)] == [200]  # sent once, after the save
     assert rt.journal.unfinished_actions() == []
 
 

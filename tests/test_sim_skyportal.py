@@ -498,6 +498,19 @@ def test_fault_429_html_and_status(api, sim):
     assert [x["status"] for x in sim.requests if x["path"] == "/api/groups"][-4:] == [429, 500, 502, 200]
 
 
+def test_fault_match_is_exact_unless_it_ends_in_a_star(api, sim):
+    obj = new_obj(api)
+    sim.faults.push("500", match="POST /api/sources")  # the endpoint, not /api/sources/<id>/comments
+    assert api.post(f"/api/sources/{obj}/comments", json={"text": "exact"}).status_code == 200
+    assert sim.faults.pending() == 1
+    assert api.post("/api/sources/", json={"id": obj, "group_ids": [1001]}).status_code == 500  # trailing / too
+    sim.faults.push("503", match="POST /api/sources/*")  # an explicit prefix
+    assert api.post(f"/api/sources/{obj}/comments", json={"text": "prefix"}).status_code == 503
+    assert sim.faults.pending() == 0
+    with pytest.raises(ValueError, match="METHOD /path"):
+        sim.faults.push("500", match="/api/sources")
+
+
 def test_fault_timeout_after_commits(api, sim):
     obj = new_obj(api)
     sim.faults.hang_s = 1.0
@@ -577,7 +590,7 @@ def test_cli_ready_line_and_sigterm():
 
 
 def test_sedm_validation_matches_jsonschema():
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema  # in the [test] extra: this check must run, never skip
     cases = [
         SEDM_PAYLOAD,
         {**SEDM_PAYLOAD, "priority": 6},

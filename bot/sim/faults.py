@@ -3,7 +3,9 @@
 Two ways to inject:
 - rates (`error_rate`, `throttle_rate`, `timeout_rate`, `latency_s`): random, seeded, for soak-style tests;
 - a script: `Faults.push("500", "429", "timeout_after", ...)` queues faults for the next requests
-  (optionally only requests whose "METHOD /path" starts with `match`), for exact tests.
+  (optionally only those `match` names), for exact tests. `match` is exact: "POST /api/sources" is that
+  endpoint only, never "POST /api/sources/<id>/comments"; a prefix must say so with a trailing "*"
+  ("POST /api/sources/*", "GET *"). A trailing "/" of the request path is ignored.
 
 Fault kinds:
 - "500" / "502" / "503" / any status as a string: answer that status without processing the request;
@@ -50,7 +52,9 @@ class Faults:
         self._lock = threading.Lock()
 
     def push(self, *kinds: str, match: str | None = None) -> None:
-        """Queue faults for the next requests (those whose 'METHOD /path' starts with `match`)."""
+        """Queue faults for the next requests `match` names: "METHOD /path" exactly, or a prefix ending in "*"."""
+        if match is not None and not (match.endswith("*") or " /" in match):
+            raise ValueError(f"match must be 'METHOD /path' or a prefix ending in '*', not {match!r}")
         with self._lock:
             for k in kinds:
                 self._script.append((k, match))
@@ -76,10 +80,10 @@ class Faults:
 
     def decide(self, method: str, path: str) -> Fault | None:
         """The fault for this request, or None. Called once per request by the servers."""
-        key = f"{method.upper()} {path}"
+        key = f"{method.upper()} {path.rstrip('/') or '/'}"
         with self._lock:
             for i, (kind, match) in enumerate(self._script):
-                if match is None or key.startswith(match):
+                if _matches(match, key):
                     del self._script[i]
                     return self._from_kind(kind)
             r = self._rng.random()
@@ -92,6 +96,15 @@ class Faults:
         if r < self.timeout_rate:
             return Fault("timeout", hang_s=self.hang_s)
         return None
+
+
+def _matches(match: str | None, key: str) -> bool:
+    """None matches every request; "X*" every request starting with X; anything else that request only."""
+    if match is None:
+        return True
+    if match.endswith("*"):
+        return key.startswith(match[:-1])
+    return key == (match.rstrip("/") if not match.endswith(" /") else match)
 
 
 HTML_ERROR = (
