@@ -436,6 +436,12 @@ def test_followup_put_priority_status_and_delete(api, sim):
     one = api.get(f"/api/followup_request/{rid}").json()["data"]
     assert one["payload"]["priority"] == 5 and one["status"] == "submitted"
     assert one["payload"]["maximum_fwhm"] == 10  # refilled from the existing payload
+    # target_group_ids in the PUT: a real SkyPortal answers 500 (a SkyPortal bug, issue 7) and changes nothing
+    r = api.put(f"/api/followup_request/{rid}", json={"obj_id": obj, "allocation_id": 2001, "target_group_ids": [1001],
+                                                      "payload": {**SEDM_PAYLOAD, "priority": 1}})
+    assert r.status_code == 500 and r.json()["status"] == "error" and "target_group_ids" in r.json()["message"]
+    assert set(r.json()) >= {"status", "message", "data", "version"}
+    assert api.get(f"/api/followup_request/{rid}").json()["data"]["payload"]["priority"] == 5
     # a body with "status" is set verbatim, no facility call
     assert api.put(f"/api/followup_request/{rid}", json={"status": "Completed"}).status_code == 200
     assert api.get(f"/api/followup_request/{rid}").json()["data"]["status"] == "Completed"

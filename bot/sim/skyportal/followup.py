@@ -225,6 +225,12 @@ class FollowupHandlers(Handlers):
                  (ctx.user["id"], now, rid))
             return self.ok()
         data = self._followup_fields(data)
+        if "target_group_ids" in data:
+            # skyportal-api.md 3.4 reads SkyPortal's code as "replaces the target groups", but a running
+            # SkyPortal answers such a PUT with 500 (a SkyPortal bug, issue 7 item 3) and changes nothing:
+            # answer as it does, so that a client sending them is caught here and not on Fritz.
+            raise ApiError(500, f"Internal Server Error: updating the target groups of follow-up request {rid} "
+                                "failed (SkyPortal does not accept target_group_ids in this PUT)")
         existing = r["status"].lower()
         resubmit = "failed to submit" in existing or "rejected" in existing
         verb = "submit" if resubmit else "update"
@@ -242,9 +248,6 @@ class FollowupHandlers(Handlers):
         if inst.get("api_classname") == "SEDMAPI" and isinstance(payload, dict):
             payload = sedm_prepare_payload(payload, loads(r["payload"]) or {})
         with self._transaction(f"Failed to {verb} follow-up request", Fail):
-            if "target_group_ids" in data:
-                st.x("UPDATE followup_requests SET target_group_ids = ? WHERE id = ?",
-                     (dumps(st.existing_group_ids(list(dict.fromkeys(data["target_group_ids"])))), rid))
             st.x("UPDATE followup_requests SET obj_id = ?, allocation_id = ?, payload = ?, status = ?,"
                  " last_modified_by_id = ?, modified = ? WHERE id = ?",
                  (data["obj_id"], data["allocation_id"], dumps(payload), data["status"], ctx.user["id"], now, rid))
