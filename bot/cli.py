@@ -308,15 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("sim", help="local stand-ins of Kowalski and SkyPortal (test/demo tools, loopback only)")
     ssub = sim.add_subparsers(dest="sim_command", required=True, metavar="SERVICE")
-    from bot.sim import kowalski as sim_kowalski
+    from bot.sim_cli import register as register_sim  # argparse only: the stand-ins load when `sim` runs
 
-    sim_kowalski.register_cli(ssub)
-    try:
-        from bot.sim import skyportal as sim_skyportal
-
-        sim_skyportal.register_cli(ssub)
-    except ImportError:  # pragma: no cover - while the stand-in is being written
-        pass
+    register_sim(ssub)
     return p
 
 

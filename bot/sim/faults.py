@@ -113,16 +113,6 @@ HTML_ERROR = (
 )
 
 
-def add_fault_arguments(parser) -> None:
-    """The fault-injection flags both stand-ins' command lines share (all off by default)."""
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every request")
-    parser.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests answered 500/503")
-    parser.add_argument("--throttle-rate", type=float, default=0.0, help="fraction answered 429 with Retry-After")
-    parser.add_argument("--timeout-rate", type=float, default=0.0, help="fraction that hang (--hang-s) before processing")
-    parser.add_argument("--hang-s", type=float, default=30.0, help="how long a timeout fault hangs (default 30 s)")
-    parser.add_argument("--fault-seed", type=int, default=None, help="random seed of the fault rates")
-
-
 def faults_from_args(args) -> Faults:
     return Faults(latency_s=args.latency_ms / 1000.0, error_rate=args.error_rate, throttle_rate=args.throttle_rate,
                   timeout_rate=args.timeout_rate, hang_s=args.hang_s, seed=args.fault_seed)

@@ -12,7 +12,8 @@ with a committed `failed to submit: ...` row.
 State lives in SQLite (`store.Store`, seeded from `seed.yaml`); faults come from `bot.sim.faults.Faults`.
 
 Where things live:
-- server.py: `SkyPortalSim` (lifecycle, test hooks, faults) and the HTTP handler; cli.py: the command line;
+- server.py: `SkyPortalSim` (lifecycle, test hooks, faults) and the HTTP handler; cli.py: the command line
+  (its parser is bot/sim_cli.py, light enough for every `btsbot` command);
 - api.py: routes, token/ACL authentication, dispatch; envelope.py: the handlers' base (response envelope,
   transaction); context.py: one request (`Ctx`) and its query arguments; errors.py;
 - handlers by resource: groups.py (sysinfo, profile, groups, streams, allocations, instruments), sources.py
@@ -28,7 +29,7 @@ Where things live:
 """
 
 from bot.sim.skyportal.api import SkyPortalApi
-from bot.sim.skyportal.cli import main, register_cli
+from bot.sim.skyportal.cli import main
 from bot.sim.skyportal.context import Ctx
 from bot.sim.skyportal.errors import ApiError
 from bot.sim.skyportal.facility import FACILITY_MODES
@@ -41,6 +42,7 @@ from bot.sim.skyportal.validation import (
     sedm_form_schema,
     sedm_prepare_payload,
 )
+from bot.sim_cli import register_skyportal as register_cli
 
 __all__ = [
     "FACILITY_MODES", "FOLLOWUP_POST_SCHEMA", "SEDM_OBSERVATION_TYPES", "ApiError", "Ctx", "SkyPortalApi",

@@ -1,0 +1,124 @@
+"""`KowalskiSim`: the stand-in's lifecycle (a loopback HTTP server in a thread), its tokens, clock, faults and
+request counts, around the alert database (ingest.py) and the handler (handler.py)."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+from datetime import datetime, timezone
+from http.server import ThreadingHTTPServer
+
+from bot.sim.clock import SimClock
+from bot.sim.faults import Faults
+from bot.sim.kowalski.auth import make_jwt, verify_jwt
+from bot.sim.kowalski.handler import Handler
+from bot.sim.kowalski.ingest import AlertDatabase
+
+
+class KowalskiSim:
+    """The Kowalski stand-in: a mongomock database behind a loopback HTTP server (see the package docstring)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
+                 users: dict[str, str] | None = None, clock: SimClock | None = None,
+                 faults: Faults | None = None) -> None:
+        self.host, self.port = host, port
+        self.users = dict(users) if users is not None else {"admin": "admin"}
+        self.clock = clock if clock is not None else SimClock()
+        self.faults = faults if faults is not None else Faults()
+        self._secret = secrets.token_hex(32)
+        self.token = token or self.issue_token(next(iter(self.users), "admin"))
+        self.request_count = 0
+        self.request_counts: dict[str, int] = {}  # "METHOD /path" -> n
+        self.alerts = AlertDatabase()
+        self._count_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- tokens ------------------------------------------------------------------------------------
+    def issue_token(self, username: str) -> str:
+        created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+        return make_jwt({"user_id": username, "created_at": created}, self._secret)
+
+    def check_token(self, token: str) -> bool:
+        return hmac.compare_digest(token, self.token) or verify_jwt(token, self._secret)
+
+    # ---- the alert database ------------------------------------------------------------------------
+    @property
+    def db(self):
+        return self.alerts.db
+
+    @property
+    def load_errors(self) -> list[tuple[str, str]]:
+        return self.alerts.load_errors
+
+    def load_paths(self, paths) -> int:
+        """Stage the alerts of avro files/directories; unreadable files are logged and skipped."""
+        return self.alerts.load_paths(paths)
+
+    def load_alerts(self, alerts, visible_at=None) -> int:
+        """Stage alert dicts (as fastavro reads them); each becomes visible at visible_at[i] or candidate.jd."""
+        return self.alerts.load_alerts(alerts, visible_at)
+
+    @property
+    def staged_count(self) -> int:
+        """Alerts loaded but not yet visible."""
+        return self.alerts.staged_count
+
+    def ingest_due(self) -> int:
+        """Ingest the alerts whose time has come on the simulated clock; returns how many were ingested."""
+        return self.alerts.ingest_due(self.clock.now_jd())
+
+    def run_query(self, body: dict):
+        """Execute a /api/queries body; returns `data` (None: omit it). Raises on a bad query."""
+        return self.alerts.run_query(body)
+
+    # ---- server ------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> str:
+        """Serve in a background thread; returns the base URL."""
+        self._stopping.clear()
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server.daemon_threads = True
+        self._server.sim = self
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"kowalski-sim:{self.port}", daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes up requests hanging on a timeout fault
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> KowalskiSim:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def reset_counts(self) -> None:
+        with self._count_lock:
+            self.request_count = 0
+            self.request_counts.clear()
+
+    def _count(self, key: str) -> None:
+        with self._count_lock:
+            self.request_count += 1
+            self.request_counts[key] = self.request_counts.get(key, 0) + 1
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._stopping.wait(seconds)
