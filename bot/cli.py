@@ -219,9 +219,9 @@ def cmd_backtest(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from bot.demo import run_demo
+    from bot.demo import demo_cli
 
-    run_demo(args.cache_dir, step_hours=args.step_hours, until=args.until, journal=args.journal)
+    demo_cli(args.cache_dir, step_hours=args.step_hours, until=args.until, journal=args.journal, fmt=args.format)
     return EXIT_OK
 
 
@@ -304,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--step-hours", type=float, default=1.0, help="simulated hours between cycles (default 1)")
     demo.add_argument("--until", metavar="DATE|JD", help="stop the replay here (default: after the last alert)")
     demo.add_argument("--journal", metavar="FILE", help="keep the journal here (default: a temporary file)")
+    demo.add_argument("--format", choices=("text", "json"), default="text",
+                      help="json: the summary as a JSON list of {objectId, saved_at, followup_requested_at}")
     demo.set_defaults(func=cmd_demo)
 
     sim = sub.add_parser("sim", help="local stand-ins of Kowalski and SkyPortal (test/demo tools, loopback only)")

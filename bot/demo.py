@@ -4,12 +4,14 @@ Both stand-ins run in this process on loopback: the local Kowalski serves the RE
 (SN 2023tyk and the CV AT 2023sxt, rebuilt as ZTF packets) each at its real time, driven by a simulated
 clock; the local SkyPortal plays Fritz. The bot then runs its ordinary cycle every simulated hour from
 2023-10-03 to the last alert, in live mode against the local SkyPortal, with a journal in a temporary
-directory (or --journal). In real life BTSbot requested SEDM for SN 2023tyk at its second alert
+directory deleted at exit (or kept at --journal FILE). In real life BTSbot requested SEDM for SN 2023tyk at its second alert
 (2023-10-05 10:37:55 UTC): so must the replay.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -26,15 +28,22 @@ from bot.timeutil import jd_to_datetime, parse_time
 
 START = "2023-10-03T00:00:00"
 INGEST_DELAY_DAYS = 5 / 1440  # an alert reaches Kowalski ~5 min after its exposure
+NAMES = {"ZTF23abhvlji": "SN 2023tyk", "ZTF23abdsfms": "AT 2023sxt, a cataclysmic variable"}  # for the summary
 
 
 def _fmt(jd: float) -> str:
     return jd_to_datetime(jd).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _iso(dt) -> str | None:
+    return None if dt is None else dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def run_demo(cache_dir=None, step_hours: float = 1.0, until: str | None = None, journal: str | None = None,
              out: Callable[[str], None] = print, scorer=None) -> dict:
-    """Replay the example; returns a summary (decisions with their times, what Fritz holds)."""
+    """Replay the example; returns a summary: decisions with their times, the writes to the local SkyPortal and
+    `objects`, one {objectId, saved_at, followup_requested_at} per object of the replay (simulated UTC, ISO, or
+    None when the bot never saved / requested it)."""
     cache = cache_root(cache_dir)
     rows, triplets = read_example(installed_path(get_artifact("example_data", "usage_candidates"), cache),
                                   installed_path(get_artifact("example_data", "usage_triplets"), cache))
@@ -54,9 +63,11 @@ def run_demo(cache_dir=None, step_hours: float = 1.0, until: str | None = None, 
         }, env={})
         out(f"btsbot demo: replaying {len(packets)} alerts of SN 2023tyk and AT 2023sxt from {_fmt(start)}, "
             f"one cycle per {step_hours:g} simulated hour(s)")
-        out(f"  local Kowalski {kowalski.url}, local SkyPortal {skyportal.url}, journal {cfg.journal_path}")
+        kept = f"journal {cfg.journal_path}" if journal else "journal in a temporary file (--journal FILE keeps it)"
+        out(f"  local Kowalski {kowalski.url}, local SkyPortal {skyportal.url}, {kept}")
         rt = open_runtime(cfg, scorer=scorer, now_jd=clock.now_jd, now=clock.now_datetime)
         decisions, cycles = [], 0
+        done: dict[tuple[str, str], object] = {}  # (objectId, "save"/"followup") -> simulated time it was done
         try:
             while clock.now_jd() < end:
                 clock.set(round(clock.now_jd() + step_hours / 24, 8))
@@ -65,12 +76,37 @@ def run_demo(cache_dir=None, step_hours: float = 1.0, until: str | None = None, 
                 if report.n_new or report.actions:
                     out(f"[{_fmt(clock.now_jd())}] " + "\n    ".join(report.lines()))
                 decisions += [{**d, "utc": _fmt(d["jd"])} for d in report.decisions]
+                for a in report.actions:
+                    if (a.action, a.outcome) in (("save", "saved"), ("followup", "posted")):
+                        done.setdefault((a.objectId, a.action), clock.now_datetime())
         finally:
             rt.close()
-        summary = {"cycles": cycles, "decisions": decisions, "writes": skyportal.writes()}
+        objects = [{"objectId": oid, "saved_at": _iso(done.get((oid, "save"))),
+                    "followup_requested_at": _iso(done.get((oid, "followup")))}
+                   for oid in dict.fromkeys(p["objectId"] for p in packets)]
+        summary = {"cycles": cycles, "decisions": decisions, "writes": skyportal.writes(), "objects": objects}
         out(f"\n{cycles} cycles, {len(skyportal.writes())} writes to the local SkyPortal.")
         for d in decisions:
             out(f"  {d['policy']} selected {d['objectId']} at its alert of {d['utc']} "
                 f"({d['n_counting']} alerts > threshold, peak {d['peakmag_so_far']:.2f} mag)")
+        selected = {d["objectId"] for d in decisions}
+        for o in objects:
+            if o["objectId"] not in selected:
+                name = f" ({NAMES[o['objectId']]})" if o["objectId"] in NAMES else ""
+                out(f"  {o['objectId']}{name} was never selected: nothing was written to Fritz about it")
         out("In real life, BTSbot requested SEDM for SN 2023tyk at 2023-10-05 10:37:55 UTC.")
+        if journal:
+            out(f"The journal is kept at {cfg.journal_path} (btsbot journal --journal {cfg.journal_path}).")
         return summary
+
+
+def demo_cli(cache_dir=None, step_hours: float = 1.0, until: str | None = None, journal: str | None = None,
+             fmt: str = "text") -> dict:
+    """`btsbot demo`: the replay's progress and summary as text on stdout, or (fmt "json") the progress on
+    stderr and, on stdout, the JSON list of objects {objectId, saved_at, followup_requested_at}."""
+    if fmt == "json":
+        summary = run_demo(cache_dir, step_hours, until, journal, out=lambda line: print(line, file=sys.stderr))
+        print(json.dumps(summary["objects"], indent=2))
+    else:
+        summary = run_demo(cache_dir, step_hours, until, journal)
+    return summary

@@ -21,3 +21,29 @@ def test_demo_triggers_sedm_at_the_real_time(model_cache, onnx_scorer):
     annotation_writes = [w for w in summary["writes"] if "/annotations" in w["path"]]
     assert annotation_writes[0]["method"] == "POST" and {w["method"] for w in annotation_writes[1:]} == {"PUT"}
     assert any("bts_p2 selected ZTF23abhvlji at its alert of 2023-10-05 10:37:55 UTC" in line for line in lines)
+    # the summary names the CV, which no policy ever selected, and says where the journal is only when it is kept
+    assert any(line.strip().startswith(f"{CV} (AT 2023sxt") and "never selected" in line for line in lines)
+    assert not any("journal" in line and ".sqlite" in line for line in lines)  # a temporary journal is not shown
+    objects = {o["objectId"]: o for o in summary["objects"]}
+    assert objects == {
+        SN: {"objectId": SN, "saved_at": "2023-10-05T11:00:00Z", "followup_requested_at": "2023-10-05T11:00:00Z"},
+        CV: {"objectId": CV, "saved_at": None, "followup_requested_at": None},
+    }
+
+
+def test_demo_cli_json_summary_and_kept_journal(model_cache, tmp_path, capsys):
+    from bot.cli import main
+    from bot.journal import Journal
+
+    journal = tmp_path / "demo.sqlite"
+    assert main(["demo", "--cache-dir", str(model_cache), "--until", "2023-10-06", "--journal", str(journal),
+                 "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    objects = json.loads(captured.out)  # stdout is the JSON alone; the progress went to stderr
+    assert sorted(objects, key=lambda o: o["objectId"]) == [
+        {"objectId": CV, "saved_at": None, "followup_requested_at": None},
+        {"objectId": SN, "saved_at": "2023-10-05T11:00:00Z", "followup_requested_at": "2023-10-05T11:00:00Z"},
+    ]
+    assert f"journal {journal}" in captured.err and "never selected" in captured.err
+    with Journal(journal) as j:  # kept after the demo, with what it did
+        assert {a["action"] for a in j.history(object_id=SN, kind="actions")} >= {"save", "followup"}
