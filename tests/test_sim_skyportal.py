@@ -617,3 +617,58 @@ def test_sedm_validation_matches_jsonschema():
             expected = str(e)
         got = schema_error(payload, schema)
         assert (None if got is None else str(got)) == expected, payload
+
+
+# ---- structure: no import cycle in the stand-ins --------------------------------------------------------
+
+def _import_graph(root: Path) -> dict[str, set[str]]:
+    """module -> the modules under `root` it imports (every import statement, TYPE_CHECKING ones included)."""
+    import ast
+
+    files = {}
+    for f in root.rglob("*.py"):
+        parts = f.relative_to(root.parents[1]).with_suffix("").parts
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+    graph = {}
+    for name, f in files.items():
+        deps = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                for a in node.names:
+                    full = f"{node.module}.{a.name}"
+                    deps.add(full if full in files else node.module)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names)
+        graph[name] = {d for d in deps if d in files and d != name}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state, stack = {}, []
+
+    def visit(n):
+        state[n] = "open"
+        stack.append(n)
+        for d in sorted(graph[n]):
+            if state.get(d) == "open":
+                return stack[stack.index(d):] + [d]
+            if d not in state and (found := visit(d)):
+                return found
+        state[n] = "done"
+        stack.pop()
+        return None
+
+    for n in sorted(graph):
+        if n not in state and (found := visit(n)):
+            return found
+    return None
+
+
+def test_the_stand_ins_have_no_import_cycle():
+    root = Path(__file__).resolve().parents[1] / "bot" / "sim"
+    graph = _import_graph(root)
+    assert {"bot.sim.skyportal.api", "bot.sim.kowalski.server"} <= set(graph)
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+    # the check finds a cycle when there is one (a handler importing the server back, as they used to)
+    looped = {**graph, "bot.sim.skyportal.context": graph["bot.sim.skyportal.context"] | {"bot.sim.skyportal.server"}}
+    assert _cycle(looped) is not None

@@ -14,8 +14,9 @@ State lives in SQLite (`store.Store`, seeded from `seed.yaml`); faults come from
 Where things live:
 - server.py: `SkyPortalSim` (lifecycle, test hooks, faults) and the HTTP handler; cli.py: the command line
   (its parser is bot/sim_cli.py, light enough for every `btsbot` command);
-- api.py: routes, token/ACL authentication, dispatch; envelope.py: the handlers' base (response envelope,
-  transaction); context.py: one request (`Ctx`) and its query arguments; errors.py;
+- api.py: routes, token/ACL authentication, dispatch, over one handler object per resource (composed, no
+  mixins); envelope.py: the handlers' base (response envelope, transaction); context.py: one request (`Ctx`)
+  and its query arguments; visibility.py: who may see what; errors.py;
 - handlers by resource: groups.py (sysinfo, profile, groups, streams, allocations, instruments), sources.py
   (sources, source_groups), comments.py (comments, annotations), followup.py (follow-up requests), with
   constraints.py (not_if_* constraints), default_followups.py and facility.py (the simulated SEDM queue);

@@ -1,28 +1,26 @@
 """The SkyPortal stand-in's API: the route table, authentication (tokens and ACLs) and dispatch to the handlers.
 
-The handlers live by resource: groups.py (sysinfo, profile, groups, streams, allocations, instruments),
-sources.py (sources, source_groups), comments.py (comments, annotations), followup.py (follow-up requests),
-with constraints.py, default_followups.py and facility.py (the simulated SEDM queue) behind them.
+The handlers live by resource, one object each (composition: no handler reaches into another's helpers):
+groups.py (sysinfo, profile, groups, streams, allocations, instruments), sources.py (sources, source_groups),
+comments.py (comments, annotations), followup.py (follow-up requests), with constraints.py,
+default_followups.py, facility.py (the simulated SEDM queue) and visibility.py (who sees what) behind them.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 from urllib.parse import unquote
 
 from bot.sim.skyportal.comments import CommentsHandlers
-from bot.sim.skyportal.constraints import ConstraintChecks
 from bot.sim.skyportal.context import Ctx
 from bot.sim.skyportal.default_followups import DefaultFollowups
+from bot.sim.skyportal.envelope import Handlers
 from bot.sim.skyportal.errors import ApiError
 from bot.sim.skyportal.followup import FollowupHandlers
 from bot.sim.skyportal.groups import GroupsHandlers
 from bot.sim.skyportal.schema import loads
 from bot.sim.skyportal.sources import SourcesHandlers
-
-if TYPE_CHECKING:
-    from bot.sim.skyportal.server import SkyPortalSim
 
 MALFORMED_AUTH = 'HTTP 401: Unauthorized (Credentials malformed; expected form "Authorization: token abc123")'
 UNAUTHORIZED = "HTTP 401: Unauthorized"
@@ -31,45 +29,54 @@ _OBJ_ID = "(?P<obj_id>[^/]+)"
 Route = tuple["re.Pattern[str]", dict[str, tuple[Callable, Any]]]
 
 
-class SkyPortalApi(GroupsHandlers, SourcesHandlers, CommentsHandlers, FollowupHandlers, ConstraintChecks,
-                   DefaultFollowups):
-    """The endpoint implementations (one instance per simulator)."""
+class SkyPortalApi:
+    """The routes, over one handler object per resource (one instance per simulator). `auto_followups`
+    collects the follow-up requests the server posts itself (DefaultFollowupRequests)."""
 
-    def __init__(self, sim: "SkyPortalSim"):
-        super().__init__(sim)
+    def __init__(self, store, auto_followups: list[dict]):
+        self.store = store
+        self.envelope = Handlers(store)
+        self.groups = g = GroupsHandlers(store)
+        self.comments = c = CommentsHandlers(store)
+        self.followups = f = FollowupHandlers(store)
+        self.default_followups = DefaultFollowups(store, f.post_followup, auto_followups)
+        self.sources = s = SourcesHandlers(store, self.default_followups.run)
         auth = []  # auth only, no ACL
         self.routes: list[Route] = [(re.compile(p + "/?$"), m) for p, m in [
-            (r"/api/sysinfo", {"GET": (self.sysinfo, None)}),
-            (r"/api/internal/profile", {"GET": (self.profile, auth)}),
-            (r"/api/groups", {"GET": (self.groups, auth)}),
-            (r"/api/groups/(?P<group_id>[^/]+)", {"GET": (self.group_one, auth)}),
-            (r"/api/streams", {"GET": (self.streams, auth)}),
-            (r"/api/allocation", {"GET": (self.allocations, auth)}),
-            (r"/api/allocation/(?P<allocation_id>[^/]+)", {"GET": (self.allocation_one, auth)}),
-            (r"/api/instrument", {"GET": (self.instruments, auth)}),
-            (r"/api/instrument/(?P<instrument_id>[^/]+)", {"GET": (self.instrument_one, auth)}),
-            (r"/api/sources", {"GET": (self.sources_list, auth), "POST": (self.sources_post, ["Upload data"])}),
-            (rf"/api/sources/{_OBJ_ID}/comments", {"GET": (self.comments_get, auth),
-                                                   "POST": (self.comments_post, ["Comment"])}),
-            (rf"/api/sources/{_OBJ_ID}/comments/(?P<comment_id>[^/]+)", {"GET": (self.comment_one, auth)}),
-            (rf"/api/sources/{_OBJ_ID}/annotations", {"GET": (self.annotations_get, auth),
-                                                      "POST": (self.annotations_post, ["Annotate"])}),
+            (r"/api/sysinfo", {"GET": (g.sysinfo, None)}),
+            (r"/api/internal/profile", {"GET": (g.profile, auth)}),
+            (r"/api/groups", {"GET": (g.groups, auth)}),
+            (r"/api/groups/(?P<group_id>[^/]+)", {"GET": (g.group_one, auth)}),
+            (r"/api/streams", {"GET": (g.streams, auth)}),
+            (r"/api/allocation", {"GET": (g.allocations, auth)}),
+            (r"/api/allocation/(?P<allocation_id>[^/]+)", {"GET": (g.allocation_one, auth)}),
+            (r"/api/instrument", {"GET": (g.instruments, auth)}),
+            (r"/api/instrument/(?P<instrument_id>[^/]+)", {"GET": (g.instrument_one, auth)}),
+            (r"/api/sources", {"GET": (s.sources_list, auth), "POST": (s.sources_post, ["Upload data"])}),
+            (rf"/api/sources/{_OBJ_ID}/comments", {"GET": (c.comments_get, auth),
+                                                   "POST": (c.comments_post, ["Comment"])}),
+            (rf"/api/sources/{_OBJ_ID}/comments/(?P<comment_id>[^/]+)", {"GET": (c.comment_one, auth)}),
+            (rf"/api/sources/{_OBJ_ID}/annotations", {"GET": (c.annotations_get, auth),
+                                                      "POST": (c.annotations_post, ["Annotate"])}),
             (rf"/api/sources/{_OBJ_ID}/annotations/(?P<annotation_id>[^/]+)", {
-                "GET": (self.annotation_one, auth), "PUT": (self.annotation_put, ["Annotate"]),
-                "DELETE": (self.annotation_delete, ["Annotate"])}),
-            (rf"/api/sources/{_OBJ_ID}/groups", {"GET": (self.source_groups_of, auth)}),
-            (rf"/api/sources/{_OBJ_ID}", {"GET": (self.source_get, auth), "HEAD": (self.source_head, auth),
-                                          "DELETE": (self.source_delete, ["Manage sources"])}),
-            (r"/api/source_groups", {"POST": (self.source_groups_post, ["Upload data"])}),
-            (rf"/api/source_groups/{_OBJ_ID}", {"PATCH": (self.source_groups_patch, ["Upload data"])}),
-            (r"/api/followup_request", {"GET": (self.followup_list, auth),
-                                        "POST": (self.followup_post, ["Upload data"])}),
+                "GET": (c.annotation_one, auth), "PUT": (c.annotation_put, ["Annotate"]),
+                "DELETE": (c.annotation_delete, ["Annotate"])}),
+            (rf"/api/sources/{_OBJ_ID}/groups", {"GET": (s.source_groups_of, auth)}),
+            (rf"/api/sources/{_OBJ_ID}", {"GET": (s.source_get, auth), "HEAD": (s.source_head, auth),
+                                          "DELETE": (s.source_delete, ["Manage sources"])}),
+            (r"/api/source_groups", {"POST": (s.source_groups_post, ["Upload data"])}),
+            (rf"/api/source_groups/{_OBJ_ID}", {"PATCH": (s.source_groups_patch, ["Upload data"])}),
+            (r"/api/followup_request", {"GET": (f.followup_list, auth),
+                                        "POST": (f.followup_post, ["Upload data"])}),
             (r"/api/followup_request/(?P<request_id>[^/]+)/comment", {
-                "PUT": (self.followup_comment_put, ["Upload data"])}),
+                "PUT": (f.followup_comment_put, ["Upload data"])}),
             (r"/api/followup_request/(?P<request_id>[^/]+)", {
-                "GET": (self.followup_one, auth), "PUT": (self.followup_put, ["Upload data"]),
-                "DELETE": (self.followup_delete, ["Upload data"])}),
+                "GET": (f.followup_one, auth), "PUT": (f.followup_put, ["Upload data"]),
+                "DELETE": (f.followup_delete, ["Upload data"])}),
         ]]
+
+    def error_body(self, message: str) -> dict:
+        return self.envelope.error_body(message)
 
     # ---- authentication / dispatch ----------------------------------------------------------------
     def authenticate(self, ctx: Ctx, acls: list[str]) -> None:

@@ -11,6 +11,7 @@ from bot.sim.skyportal.envelope import Handlers
 from bot.sim.skyportal.errors import ApiError
 from bot.sim.skyportal.schema import dumps, loads, utcnow
 from bot.sim.skyportal.validation import AnnotationPost, AnnotationPut, pydantic_load
+from bot.sim.skyportal.visibility import visible_annotations, visible_comments
 
 
 class CommentsHandlers(Handlers):
@@ -33,17 +34,6 @@ class CommentsHandlers(Handlers):
         return row
 
     # ---- comments ---------------------------------------------------------------------------------
-    def _visible_comments(self, ctx: Ctx, obj_id: str, channel: str | None, any_channel: bool = False) -> list:
-        rows = self.store.q("SELECT * FROM comments WHERE obj_id = ? ORDER BY created_at, id", (obj_id,))
-        acc = set(ctx.accessible())
-        out = []
-        for c in rows:
-            if not any_channel and c["channel"] != channel:
-                continue
-            if ctx.admin or c["author_id"] == ctx.user["id"] or acc & set(loads(c["group_ids"])):
-                out.append(c)
-        return out
-
     def comments_post(self, ctx: Ctx, obj_id: str):
         st = self.store
         data = ctx.json()
@@ -85,7 +75,7 @@ class CommentsHandlers(Handlers):
                 "author": self.store.user_dict(self.store.user(c["author_id"]))}
 
     def comments_get(self, ctx: Ctx, obj_id: str):
-        rows = self._visible_comments(ctx, obj_id, ctx.arg("channel"))
+        rows = visible_comments(ctx, obj_id, ctx.arg("channel"))
         text = ctx.arg("text")
         if text:
             rows = [c for c in rows if text.lower() in c["text"].lower()]
@@ -93,15 +83,10 @@ class CommentsHandlers(Handlers):
 
     def comment_one(self, ctx: Ctx, obj_id: str, comment_id: str):
         c = self._row_on_obj("comment", obj_id, comment_id, lambda c: c["id"] in [
-            r["id"] for r in self._visible_comments(ctx, c["obj_id"], None, True)])
+            r["id"] for r in visible_comments(ctx, c["obj_id"], None, True)])
         return self.ok(self._comment_out(c))
 
     # ---- annotations ------------------------------------------------------------------------------
-    def _visible_annotations(self, ctx: Ctx, obj_id: str) -> list:
-        acc = set(ctx.accessible())
-        return [a for a in self.store.q("SELECT * FROM annotations WHERE obj_id = ? ORDER BY id", (obj_id,))
-                if ctx.admin or a["author_id"] == ctx.user["id"] or acc & set(loads(a["group_ids"]))]
-
     @staticmethod
     def _duplicate_annotation(obj_id: str, origin: str) -> ApiError:
         return ApiError(400, "Annotation already exists: (psycopg2.errors.UniqueViolation) duplicate key value "
@@ -124,7 +109,7 @@ class CommentsHandlers(Handlers):
         return self.ok({"annotation_id": cur.lastrowid})
 
     def annotations_get(self, ctx: Ctx, obj_id: str):
-        return self.ok([self.store.annotation_dict(a) for a in self._visible_annotations(ctx, obj_id)])
+        return self.ok([self.store.annotation_dict(a) for a in visible_annotations(ctx, obj_id)])
 
     def _annotation_for_update(self, ctx: Ctx, obj_id: str, annotation_id: str):
         return self._row_on_obj("annotation", obj_id, annotation_id,
@@ -132,7 +117,7 @@ class CommentsHandlers(Handlers):
 
     def annotation_one(self, ctx: Ctx, obj_id: str, annotation_id: str):
         a = self._row_on_obj("annotation", obj_id, annotation_id, lambda a: a["id"] in [
-            r["id"] for r in self._visible_annotations(ctx, a["obj_id"])])
+            r["id"] for r in visible_annotations(ctx, a["obj_id"])])
         return self.ok(self.store.annotation_dict(a))
 
     def annotation_put(self, ctx: Ctx, obj_id: str, annotation_id: str):

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.sim.skyportal.errors import ApiError
-
-if TYPE_CHECKING:
-    from bot.sim.skyportal.server import SkyPortalSim
 
 MAX_FOLLOWUP_REQUESTS = 1000
 MAX_SOURCES_PER_PAGE = 500
@@ -18,9 +15,9 @@ MAX_SOURCES_PER_PAGE = 500
 class Ctx:
     """One request: its method, path, query, headers and body, and the authenticated user and token."""
 
-    def __init__(self, sim: "SkyPortalSim", method: str, path: str, query: dict, headers, raw: bytes,
+    def __init__(self, store, method: str, path: str, query: dict, headers, raw: bytes,
                  uri: str | None = None):
-        self.sim, self.store = sim, sim.store
+        self.store = store  # store.Store
         self.method, self.path, self.query, self.headers, self.raw = method, path, query, headers, raw
         self.uri = uri or path
         self.inserted_sources: list[tuple[str, int]] = []

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from typing import Callable
 
 from bot.sim.skyportal.context import Ctx
-from bot.sim.skyportal.envelope import Handlers
 from bot.sim.skyportal.errors import ApiError, Fail
 from bot.sim.skyportal.schema import loads
 
 
-class DefaultFollowups(Handlers):
-    """Runs after a save (SourcesHandlers) and posts through FollowupHandlers._post_followup."""
+class DefaultFollowups:
+    """Runs after a save (SourcesHandlers.on_new_sources); posts through `post_followup`
+    (FollowupHandlers.post_followup) and records what it posted in `posted` (SkyPortalSim.auto_followups)."""
 
-    def _run_default_followups(self, ctx: Ctx) -> None:
+    def __init__(self, store, post_followup: Callable[[Ctx, dict, dict | None], dict], posted: list[dict]):
+        self.store, self.post_followup, self.posted = store, post_followup, posted
+
+    def run(self, ctx: Ctx) -> None:
         """DefaultFollowupRequest (SP models/followup_request.py:378-459): a new Source row matching a
         default request's source_filter (group_id, `name` regex on the obj id, `origin`) makes the server
         post that follow-up request itself, unless a non-deleted request for (obj, allocation) exists.
@@ -38,7 +42,7 @@ class DefaultFollowups(Handlers):
                          "status != 'deleted'", (obj_id, alloc)):
                     continue
                 requester = st.user(dfr.get("requester_id")) or ctx.user
-                sub = Ctx(ctx.sim, "POST", "/api/followup_request", {}, ctx.headers, b"")
+                sub = Ctx(ctx.store, "POST", "/api/followup_request", {}, ctx.headers, b"")
                 sub.user = requester
                 now = datetime.utcnow()
                 payload = {**(dfr.get("payload") or {}), "start_date": str(now),
@@ -49,7 +53,7 @@ class DefaultFollowups(Handlers):
                 data = {"obj_id": obj_id, "allocation_id": alloc, "payload": payload,
                         "target_group_ids": dfr.get("target_group_ids") or []}
                 try:
-                    result = self._post_followup(sub, data, constraints)
+                    result = self.post_followup(sub, data, constraints)
                 except (Fail, ApiError):
                     st.commit()
                     continue
@@ -58,4 +62,4 @@ class DefaultFollowups(Handlers):
                     pr = payload.get("priority")
                     text = f"{dfr['comment']} (priority: {pr})" if pr is not None else dfr["comment"]
                     st.insert_comment(obj_id, text, requester["id"], sorted(set(data["target_group_ids"] or [gid])))
-                ctx.sim.auto_followups.append({"obj_id": obj_id, "group_id": gid, **result})
+                self.posted.append({"obj_id": obj_id, "group_id": gid, **result})

@@ -4,20 +4,16 @@ the transaction that turns a failure into a 400."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 from bot.sim.skyportal.errors import ApiError
 
-if TYPE_CHECKING:
-    from bot.sim.skyportal.server import SkyPortalSim
-
 
 class Handlers:
-    """What every handler class shares; the resource classes are combined into `api.SkyPortalApi`."""
+    """What every resource's handlers share (the store, the envelope); `api.SkyPortalApi` holds one of each."""
 
-    def __init__(self, sim: "SkyPortalSim"):
-        self.sim = sim
-        self.store = sim.store
+    def __init__(self, store):
+        self.store = store
 
     def ok(self, data: Any = None) -> tuple[int, dict]:
         return 200, {"status": "success", "data": {} if data is None else data, "version": self.store.version}

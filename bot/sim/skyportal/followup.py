@@ -14,6 +14,7 @@ from bot.sim.skyportal.context import (
     parse_date,
     sort_args,
 )
+from bot.sim.skyportal.constraints import check_constraints
 from bot.sim.skyportal.envelope import Handlers
 from bot.sim.skyportal.errors import ApiError, Fail
 from bot.sim.skyportal.facility import facility_call
@@ -25,19 +26,15 @@ from bot.sim.skyportal.validation import (
     sedm_form_schema,
     sedm_prepare_payload,
 )
+from bot.sim.skyportal.visibility import readable_allocation, visible_request
 
 
 class FollowupHandlers(Handlers):
-    """Follow-up requests. Checks constraints (ConstraintChecks) and the allocation's visibility
-    (GroupsHandlers._readable_allocation)."""
-
-    def _visible_request(self, ctx: Ctx, r) -> bool:
-        a = self.store.allocation(r["allocation_id"])
-        return ctx.admin or (a is not None and a["group_id"] in ctx.accessible())
+    """Follow-up requests: the not_if_* constraints (constraints.py), then the simulated SEDM (facility.py)."""
 
     def _updatable_request(self, ctx: Ctx, req_id: int):
         r = self.store.followup_request(req_id)
-        if r is None or not (self._visible_request(ctx, r) or r["requester_id"] == ctx.user["id"]):
+        if r is None or not (visible_request(ctx, r) or r["requester_id"] == ctx.user["id"]):
             return None
         return r
 
@@ -78,7 +75,7 @@ class FollowupHandlers(Handlers):
         if constraints is not None:
             constraints["radius"] = float(radius)
         try:
-            return self.ok(self._post_followup(ctx, data, constraints))
+            return self.ok(self.post_followup(ctx, data, constraints))
         except Fail as e:
             if "not submitting request" in str(e) and constraints:
                 return self.ok({"id": None, "ignored": True, "message": str(e)})
@@ -86,11 +83,11 @@ class FollowupHandlers(Handlers):
         finally:
             st.commit()
 
-    def _post_followup(self, ctx: Ctx, data: dict, constraints: dict | None) -> dict:
+    def post_followup(self, ctx: Ctx, data: dict, constraints: dict | None) -> dict:
         st = self.store
         if constraints:
-            self._check_constraints(ctx, data, constraints)
-        a = self._readable_allocation(ctx, data["allocation_id"])
+            check_constraints(ctx, data, constraints)
+        a = readable_allocation(ctx, data["allocation_id"])
         if a is None:
             raise Fail(f"Could not find allocation with ID {data['allocation_id']}.")
         payload = data.get("payload", {})
@@ -153,9 +150,9 @@ class FollowupHandlers(Handlers):
                 alloc_id = int(alloc_id)
             except ValueError:
                 raise ApiError(400, "Allocation ID must be an integer.") from None
-            if self._readable_allocation(ctx, alloc_id) is None:
+            if readable_allocation(ctx, alloc_id) is None:
                 raise ApiError(400, "Allocation ID does not exist or is not accessible.")
-        rows = [r for r in st.q("SELECT * FROM followup_requests ORDER BY id") if self._visible_request(ctx, r)]
+        rows = [r for r in st.q("SELECT * FROM followup_requests ORDER BY id") if visible_request(ctx, r)]
         source_id = ctx.arg("sourceID")
         if source_id:
             rows = [r for r in rows if source_id.strip() in r["obj_id"]]
@@ -200,7 +197,7 @@ class FollowupHandlers(Handlers):
     def followup_one(self, ctx: Ctx, request_id: str):
         rid = int_arg("followup_request_id", request_id)
         r = self.store.followup_request(rid)
-        if r is None or not self._visible_request(ctx, r):
+        if r is None or not visible_request(ctx, r):
             raise ApiError(400, "Could not retrieve followup request.")
         d = self.store.followup_dict(r)
         if d["obj"] is not None:

@@ -14,6 +14,7 @@ from bot.sim.skyportal.context import (
 from bot.sim.skyportal.envelope import Handlers
 from bot.sim.skyportal.errors import ApiError
 from bot.sim.skyportal.schema import loads
+from bot.sim.skyportal.visibility import readable_allocation
 
 
 class GroupsHandlers(Handlers):
@@ -78,12 +79,6 @@ class GroupsHandlers(Handlers):
         return self.ok([{"id": s["id"], "name": s["name"], "altdata": None, "created_at": s["created_at"],
                          "modified": s["created_at"]} for s in self.store.q("SELECT * FROM streams ORDER BY id")])
 
-    def _readable_allocation(self, ctx: Ctx, allocation_id: int):
-        a = self.store.allocation(allocation_id)
-        if a is None or (not ctx.admin and a["group_id"] not in ctx.accessible()):
-            return None
-        return a
-
     def allocations(self, ctx: Ctx):
         rows = [a for a in self.store.q("SELECT * FROM allocations ORDER BY id")
                 if ctx.admin or a["group_id"] in ctx.accessible()]
@@ -119,7 +114,7 @@ class GroupsHandlers(Handlers):
         aid = int_arg("allocation_id", allocation_id)
         p, n = page_args(ctx, 50, MAX_FOLLOWUP_REQUESTS)
         sort_by, order = sort_args(ctx)
-        a = self._readable_allocation(ctx, aid)
+        a = readable_allocation(ctx, aid)
         if a is None:
             raise ApiError(400, "Could not retrieve allocation.")
         reqs = [self.store.followup_dict(r) for r in

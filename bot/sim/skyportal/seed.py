@@ -10,14 +10,10 @@ from __future__ import annotations
 import copy
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 
 from bot.sim.skyportal.schema import OBJ_COLUMNS, dumps, utcnow
-
-if TYPE_CHECKING:
-    from bot.sim.skyportal.store import Store
 
 DEFAULT_SEED = "seed.yaml"
 
@@ -43,7 +39,7 @@ def load_seed(seed: None | str | Path | dict) -> dict:
     return data
 
 
-def apply_seed(store: "Store", s: dict) -> None:
+def apply_seed(store, s: dict) -> None:  # store: store.Store (which imports this module)
     """Fill a new, empty database from the seed mapping, in one transaction."""
     now = utcnow()
     store.begin()

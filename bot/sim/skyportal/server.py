@@ -87,9 +87,9 @@ class SkyPortalSim:
         self.store = Store(seed, db_path)
         self.faults = faults if faults is not None else Faults()
         self.host, self.port, self.verbose = host, port, verbose
-        self.api = SkyPortalApi(self)
         self.requests: list[dict] = []
         self.auto_followups: list[dict] = []  # requests posted by DefaultFollowupRequest matching
+        self.api = SkyPortalApi(self.store, self.auto_followups)
         self._req_lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -225,7 +225,7 @@ class SkyPortalSim:
             return status, hdrs, body, 0.0
         if fault is not None and fault.kind == "timeout":
             self._stopping.wait(fault.hang_s)
-        ctx = Ctx(self, method, path, query, headers, raw, uri)
+        ctx = Ctx(self.store, method, path, query, headers, raw, uri)
         with self.store.lock:
             try:
                 status, payload = self.api.dispatch(ctx)

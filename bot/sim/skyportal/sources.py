@@ -5,6 +5,7 @@ source, and POST/PATCH /api/source_groups (save to / invite / unsave groups).
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 from bot.sim.skyportal.context import MAX_SOURCES_PER_PAGE, Ctx, page_args, parse_date
 from bot.sim.skyportal.coords import galactic
@@ -17,16 +18,16 @@ from bot.sim.skyportal.validation import (
     obj_post_load,
     pydantic_load,
 )
+from bot.sim.skyportal.visibility import visible_annotations, visible_comments, visible_source_rows
 
 
 class SourcesHandlers(Handlers):
-    """Sources and source_groups. Uses the comment/annotation visibility of CommentsHandlers and runs
-    DefaultFollowups after a save."""
+    """Sources and source_groups. `on_new_sources(ctx)` runs after a save that inserted Source rows
+    (DefaultFollowups.run: the server's own follow-up requests)."""
 
-    def _visible_source_rows(self, ctx: Ctx, obj_id: str) -> list:
-        rows = self.store.q("SELECT * FROM sources WHERE obj_id = ? ORDER BY group_id", (obj_id,))
-        acc = ctx.accessible()
-        return [s for s in rows if ctx.admin or s["group_id"] in acc]
+    def __init__(self, store, on_new_sources: Callable[[Ctx], None]):
+        super().__init__(store)
+        self.on_new_sources = on_new_sources
 
     def _new_source(self, ctx: Ctx, obj_id: str, gid: int, saved_by_id: int, now: str, active: int = 1,
                     requested: int = 0) -> None:
@@ -39,7 +40,7 @@ class SourcesHandlers(Handlers):
         data.pop("refresh_source", None)
         with self._transaction("Failed to post source"):  # every exception is wrapped (source.py:2492-2493)
             obj_id, saved = self._post_source(ctx, data)
-        self._run_default_followups(ctx)
+        self.on_new_sources(ctx)
         return self.ok({"id": obj_id, "saved_to_groups": saved})
 
     def _post_source(self, ctx: Ctx, data: dict) -> tuple[str, list[int]]:
@@ -132,7 +133,7 @@ class SourcesHandlers(Handlers):
 
     def _source_groups(self, ctx: Ctx, obj_id: str, include_requested: bool, pending_only: bool) -> list[dict]:
         out = []
-        for s in self._visible_source_rows(ctx, obj_id):
+        for s in visible_source_rows(ctx, obj_id):
             if include_requested:
                 keep = s["requested"] or s["active"]
             else:
@@ -166,10 +167,10 @@ class SourcesHandlers(Handlers):
         d["galaxies"] = None
         dups = set()
         for other in st.objs_within(o["ra"], o["dec"], 4 / 3600):
-            if other["id"] != o["id"] and self._visible_source_rows(ctx, other["id"]):
+            if other["id"] != o["id"] and visible_source_rows(ctx, other["id"]):
                 dups.add(other["id"])
         d["duplicates"] = sorted(dups) or None
-        anns = sorted(self._visible_annotations(ctx, o["id"]), key=lambda a: a["origin"])
+        anns = sorted(visible_annotations(ctx, o["id"]), key=lambda a: a["origin"])
         d["annotations"] = [{**st.annotation_dict(a), "author": st.user_dict(st.user(a["author_id"])),
                              "type": "source"} for a in anns]
         d["classifications"] = st.classifications(o["id"])
@@ -181,7 +182,7 @@ class SourcesHandlers(Handlers):
         if ctx.arg("includeAssociatedObjs", True):
             d["associated_objs"] = []
         if ctx.arg("includeComments", False):
-            comments = sorted(self._visible_comments(ctx, o["id"], None, any_channel=True),
+            comments = sorted(visible_comments(ctx, o["id"], None, any_channel=True),
                               key=lambda c: (c["created_at"], c["id"]), reverse=True)
             d["comments"] = [{**st.comment_dict(c), "author": st.user_dict(st.user(c["author_id"]))}
                              for c in comments]
@@ -195,7 +196,7 @@ class SourcesHandlers(Handlers):
         if ctx.arg("includeSpectrumExists", False):
             d["spectrum_exists"] = bool(flags and flags["spectra"])
         if ctx.arg("includeCommentExists", False):
-            d["comment_exists"] = bool(self._visible_comments(ctx, o["id"], None, any_channel=True))
+            d["comment_exists"] = bool(visible_comments(ctx, o["id"], None, any_channel=True))
         if ctx.arg("includePeriodExists", False):
             d["period_exists"] = any(isinstance(a["data"], dict) and any(k in a["data"] for k in
                                      ("period", "Period", "PERIOD")) for a in d["annotations"])
@@ -217,14 +218,14 @@ class SourcesHandlers(Handlers):
             raise ApiError(400, f"Cannot retrieve source: {e}") from None
 
     def source_head(self, ctx: Ctx, obj_id: str):
-        if self._visible_source_rows(ctx, obj_id):
+        if visible_source_rows(ctx, obj_id):
             return self.ok()
         return 404, None
 
     def source_groups_of(self, ctx: Ctx, obj_id: str):
         if self.store.obj(obj_id) is None:
             raise ApiError(404, "Source not found")
-        rows = [s for s in self._visible_source_rows(ctx, obj_id) if s["active"] or s["requested"]]
+        rows = [s for s in visible_source_rows(ctx, obj_id) if s["active"] or s["requested"]]
         return self.ok([self.store.group_dict(self.store.group(s["group_id"])) for s in rows])
 
     def source_delete(self, ctx: Ctx, obj_id: str):
@@ -286,7 +287,7 @@ class SourcesHandlers(Handlers):
             d = st.obj_dict(o)
             d["classifications"] = st.classifications(oid)
             d["annotations"] = [st.annotation_dict(a) for a in
-                                sorted(self._visible_annotations(ctx, oid), key=lambda a: a["origin"])]
+                                sorted(visible_annotations(ctx, oid), key=lambda a: a["origin"])]
             gl, gb = galactic(o["ra"], o["dec"])
             d.update({"gal_lon": gl, "gal_lat": gb, "luminosity_distance": None, "dm": None,
                       "angular_diameter_distance": None})
@@ -329,7 +330,7 @@ class SourcesHandlers(Handlers):
             st.rollback()
             raise
         st.commit()
-        self._run_default_followups(ctx)
+        self.on_new_sources(ctx)
         return self.ok({})
 
     def source_groups_patch(self, ctx: Ctx, obj_id: str):
