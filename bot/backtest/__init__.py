@@ -1,0 +1,5 @@
+"""Backtesting policies: which sources would these policies select, when, and how well (see replay.py)."""
+
+from bot.backtest.replay import backtest
+
+__all__ = ["backtest"]
