@@ -190,34 +190,6 @@ def _cell(value) -> str:
     return str(value)
 
 
-def cmd_backtest(args) -> int:
-    from bot.backtest import backtest
-    from bot.journal import Journal
-    from bot.runtime import configured_policies
-    from bot.timeutil import jd_to_datetime
-
-    cfg = _load_config(args)
-    path = _existing_journal(args, cfg)
-    if path is None:
-        return EXIT_FAILED
-    with Journal(path) as journal:
-        decisions, summary = backtest(journal, configured_policies(cfg), args.since, args.until)
-    if args.format == "json":
-        for d in decisions:
-            print(json.dumps({"policy": d.policy, "objectId": d.objectId, **d.evidence}))
-        print(json.dumps({"summary": summary}))
-        return EXIT_OK
-    print(f"{summary['alerts']} journaled alerts of {summary['sources']} sources ({summary['scored']} scored)")
-    for name, n in summary["selected"].items():
-        med = summary["median_days_first_alert_to_decision"][name]
-        print(f"  {name}: {n} sources" + (f", median {med:.2f} d from first alert to decision" if med is not None else ""))
-    for d in decisions:
-        peak = f"{d.peakmag_so_far:.2f}" if d.peakmag_so_far is not None else "-"
-        print(f"{d.policy:10s} {d.objectId:14s} {jd_to_datetime(d.jd):%Y-%m-%d %H:%M:%S} UTC  candid {d.candid}  "
-              f"{d.n_counting} alerts, max {d.max_score:.3f}, peak {peak}")
-    return EXIT_OK
-
-
 def cmd_demo(args) -> int:
     from bot.demo import demo_cli
 
@@ -292,12 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     journal.add_argument("--format", choices=("table", "json"), default="table")
     journal.set_defaults(func=cmd_journal)
 
-    bt = sub.add_parser("backtest", help="replay the config's policies over a journal's scored alerts (for tuning)")
-    bt.add_argument("--config", metavar="FILE", help="the policies to try (and, by default, the journal: state.path)")
-    bt.add_argument("--journal", metavar="FILE", help="the journal to replay (default: the config's state.path)")
-    jd_window(bt)
-    bt.add_argument("--format", choices=("table", "json"), default="table")
-    bt.set_defaults(func=cmd_backtest)
+    from bot.backtest.cli import register as register_backtest
+    from bot.report.cli import register as register_report
+
+    register_backtest(sub)
+    register_report(sub)
 
     demo = sub.add_parser("demo", help="replay the night of SN 2023tyk against local Kowalski and SkyPortal stand-ins")
     demo.add_argument("--cache-dir", metavar="DIR", help="model cache (after `btsbot models pull`)")

@@ -1,0 +1,116 @@
+"""`btsbot backtest`: its arguments and command (wired into bot/cli.py by `register`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    from bot.cli import _jd_arg
+
+    bt = subparsers.add_parser(
+        "backtest", help="score an archive (or replay a journal) under trial policies, against labels",
+        description="Which sources would these policies select, when, and with which completeness and purity? "
+                    "Alerts from avro files (--alerts), a Kowalski window (--kowalski) or a journal (--journal); "
+                    "scores are cached, so a second run or a sweep never rescores.")
+    bt.add_argument("--config", metavar="FILE", help="the policies (and models, Kowalski, state.path) to use")
+    src = bt.add_mutually_exclusive_group()
+    src.add_argument("--alerts", nargs="+", metavar="PATH", help="avro packets (files or directories, recursively)")
+    src.add_argument("--kowalski", action="store_true", help="poll the --since/--until window from Kowalski")
+    src.add_argument("--journal", metavar="FILE", help="the alerts a journal holds (default: the config's state.path)")
+    bt.add_argument("--since", type=_jd_arg, metavar="DATE|JD", help="from this date or JD")
+    bt.add_argument("--until", type=_jd_arg, metavar="DATE|JD", help="before this date or JD")
+    bt.add_argument("--labels", metavar="FILE", help="CSV: objectId,label[,saved_at,triggered_at] or the BTS "
+                                                     "Sample Explorer export (ZTFID, type)")
+    bt.add_argument("--positive-types", default=None, metavar="REGEX",
+                    help="Sample Explorer types labelled 1 (default ^SN: supernova classes)")
+    bt.add_argument("--set", dest="sets", action="append", default=[], metavar="[POLICY.]KEY=VALUE",
+                    help="override a policy threshold (min_score, min_alerts, alert_mag_max, peakmag_max, "
+                         "age_min_days, age_max_days, model_version); repeatable")
+    bt.add_argument("--sweep", dest="sweeps", action="append", default=[], metavar="[POLICY.]KEY=GRID",
+                    help="try KEY=v1,v2,... or KEY=start:stop:step (min_score, min_alerts, alert_mag_max, "
+                         "peakmag_max); repeatable (product)")
+    bt.add_argument("--baseline", action="store_true", help="sources each trial gains/loses vs the config's policies")
+    bt.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    bt.add_argument("--report", metavar="DIR", help="also write DIR/index.html with PNG plots")
+    bt.add_argument("--cache-dir", metavar="DIR", help="model cache (default: models.cache_dir, $BTSBOT_CACHE_DIR)")
+    bt.add_argument("--score-cache", metavar="FILE", help="score cache (default: scores.sqlite in the cache dir)")
+    bt.add_argument("--no-score-cache", action="store_true", help="score everything, cache nothing")
+    bt.add_argument("--backend", choices=("onnx", "tensorflow"), help="default: models.backend")
+    bt.add_argument("--drb-source", choices=("braai", "alert"), help="default: models.drb_source")
+    bt.add_argument("--batch-size", type=int, help="alerts per model call (default: models.batch_size)")
+    bt.set_defaults(func=cmd_backtest)
+    return bt
+
+
+def _note(msg: str) -> None:
+    print(f"btsbot: {msg}", file=sys.stderr)
+
+
+def load_sample(args, cfg, spec=None):
+    """The sample the arguments name (spec: a ScorerSpec, injected by tests and benchmarks)."""
+    from bot.artifacts import cache_root
+    from bot.backtest import sources
+    from bot.backtest.cache import ScoreCache
+    from bot.backtest.run import BacktestError
+
+    if not args.alerts and not args.kowalski:
+        path = Path(args.journal) if args.journal else cfg.journal_path
+        if not path.exists():
+            raise BacktestError(f"no journal at {path} (--alerts, --kowalski, --journal, or state.path in the config)")
+        return sources.from_journal(path, args.since, args.until)
+    spec = spec or sources.ScorerSpec.from_config(cfg, args.backend, args.cache_dir, args.drb_source, args.batch_size)
+    cache = None
+    if not args.no_score_cache:
+        cache = ScoreCache(args.score_cache or cache_root(args.cache_dir or cfg.models.cache_dir) / "scores.sqlite")
+    try:
+        if args.kowalski:
+            if args.since is None or args.until is None:
+                raise BacktestError("--kowalski needs --since and --until")
+            return sources.from_kowalski(cfg, spec, cache, args.since, args.until)
+        sample = sources.from_files(args.alerts, spec, cache)
+        if args.since is not None or args.until is not None:
+            lo = float("-inf") if args.since is None else args.since
+            hi = float("inf") if args.until is None else args.until
+            sample.alerts = [a for a in sample.alerts if lo <= a["jd"] < hi]
+        return sample
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def cmd_backtest(args, spec=None) -> int:
+    from bot.backtest import output
+    from bot.backtest.labels import DEFAULT_POSITIVE_TYPES, LabelError, read_labels
+    from bot.backtest.run import BacktestError, run_backtest
+    from bot.backtest.trials import TrialError, baseline_trials, build_trials, config_policies
+    from bot.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _die, _load_config
+
+    cfg = _load_config(args)
+    base = config_policies(cfg)
+    try:
+        trials = build_trials(base, args.sets, args.sweeps)
+    except TrialError as exc:
+        return _die(str(exc), EXIT_USAGE)
+    try:
+        labels = read_labels(args.labels, args.positive_types or DEFAULT_POSITIVE_TYPES) if args.labels else None
+        if not trials:
+            raise BacktestError("no policy to try: the config has no policies (--config)")
+        sample = load_sample(args, cfg, spec)
+        reference = args.baseline or bool(args.sweeps)
+        bt = run_backtest(sample, trials, labels, baseline_trials(base) if reference else None, compare=args.baseline)
+    except (LabelError, BacktestError) as exc:
+        return _die(str(exc), EXIT_FAILED)
+    if args.format == "table":
+        output.write_table(bt, sys.stdout)
+    else:
+        for line in output.summary_lines(bt):  # what was excluded or unlabelled is never silent
+            _note(line)
+        (output.write_json if args.format == "json" else output.write_csv)(bt, sys.stdout)
+    if args.report:
+        from bot.backtest.html import write_report
+
+        _note(f"report: {write_report(bt, Path(args.report))}")
+    return EXIT_OK

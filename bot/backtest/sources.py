@@ -1,0 +1,212 @@
+"""Where a backtest's alerts come from: avro files, a Kowalski window, or a journal.
+
+Each source gives a `Sample`: one row per alert (candid, objectId, jd, score, status, magpsf,
+peakmag_so_far, age, drb, model_version) -- the fields a policy reads. Files and Kowalski alerts are
+scored by the scorer `btsbot score` uses (history from the packet, resp. from Kowalski, as the daemon
+sees it), through the score cache: an alert already scored with the same model and preprocessing
+version is never scored again. Bad input (an unreadable file, an unscorable alert) is counted and
+reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+from bot.alert_files import find_alert_files, read_alert_file
+from bot.backtest.cache import ScoreCache, preprocessing_key
+
+
+@dataclass
+class Sample:
+    alerts: list[dict]
+    origin: str  # "files", "kowalski", "journal"
+    inputs: int = 0  # files read or alerts polled
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    unscorable: Counter = field(default_factory=Counter)  # status -> alerts
+    scored_now: int = 0  # alerts scored by this run (0 when every score was cached)
+    cached: int = 0  # alerts whose score came from the cache
+
+
+class ScorerSpec:
+    """The scorer a backtest scores with, loaded only if some alert is not in the cache."""
+
+    def __init__(self, model_version: str, drb_source: str, load: Callable[[], object]):
+        self.model_version, self.drb_source, self._load = model_version, drb_source, load
+        self._scorer = None
+
+    @classmethod
+    def of(cls, scorer) -> "ScorerSpec":
+        """A spec around a scorer already loaded (tests share one)."""
+        spec = cls(scorer.model_version, scorer.drb_source, lambda: scorer)
+        spec._scorer = scorer
+        return spec
+
+    @classmethod
+    def from_config(cls, cfg, backend=None, cache_dir=None, drb_source=None, batch_size=None) -> "ScorerSpec":
+        from bot.artifacts import get_artifact
+        from bot.scoring.scorer import build_scorer
+
+        drb = drb_source or cfg.models.drb_source
+        return cls(get_artifact("models", "btsbot").version, drb,
+                   lambda: build_scorer(cfg, backend, cache_dir, drb, batch_size))
+
+    @property
+    def scorer(self):
+        if self._scorer is None:
+            self._scorer = self._load()
+            if self._scorer.model_version != self.model_version:  # pragma: no cover - a broken install
+                raise RuntimeError(f"the scorer loaded model {self._scorer.model_version}, "
+                                   f"not {self.model_version}")
+        return self._scorer
+
+
+def result_row(r, model_version: str) -> dict:
+    """A policy row from a ScoreResult."""
+    return {"candid": int(r.candid), "objectId": r.objectId, "jd": float(r.jd), "score": r.score,
+            "status": r.status, "magpsf": r.magpsf, "peakmag_so_far": r.features.get("peakmag_so_far"),
+            "age": r.features.get("age"), "drb": r.features.get("new_drb"), "model_version": model_version}
+
+
+def _keyed(r) -> bool:
+    return r.candid is not None and r.objectId is not None and r.jd is not None
+
+
+class _Locked:
+    """The cache, shared by the reader thread and the caller."""
+
+    def __init__(self, cache: ScoreCache | None):
+        self.cache, self.lock = cache, threading.Lock()
+
+    def __getattr__(self, name):
+        method = getattr(self.cache, name)
+
+        def call(*a, **k):
+            with self.lock:
+                return method(*a, **k)
+
+        return call
+
+
+def from_files(inputs: Iterable[str], spec: ScorerSpec, cache: ScoreCache | None, chunk: int = 128,
+               on_file: Callable[[], None] = lambda: None) -> Sample:
+    """Alerts of avro files (directories searched recursively), scored or read from the cache."""
+    mv, pp = spec.model_version, preprocessing_key(spec.drb_source, "packet")
+    sample = Sample([], "files")
+    files = list(find_alert_files(inputs))
+    sample.inputs = len(files)
+    locked = _Locked(cache)
+    to_read = files
+    if cache is not None:
+        indexed = {p: c for p in files if (c := cache.file_candids(p)) is not None}
+        cached = cache.get((c for cands in indexed.values() for c in cands), mv, pp)
+        to_read = []
+        for path in files:
+            cands = indexed.get(path)
+            if cands is not None and all(c in cached for c in cands):
+                sample.alerts.extend(cached[c] for c in cands)
+                on_file()
+            else:
+                to_read.append(path)
+        sample.cached = len(sample.alerts)
+
+    def load(paths):
+        """Read a chunk of files, keep the alerts not cached, stage them (runs in the reader thread)."""
+        alerts, hits, index = [], [], {}
+        for path in paths:
+            f = read_alert_file(path)
+            if f.error:
+                sample.unreadable.append((path, f.error))
+                continue
+            cands = [a.get("candid") for a in f.alerts]
+            if all(isinstance(c, int) for c in cands):
+                index[path] = cands
+            known = locked.get([c for c in cands if isinstance(c, int)], mv, pp) if cache is not None else {}
+            hits.extend(known[c] for c in cands if c in known)
+            alerts.extend(a for a, c in zip(f.alerts, cands) if c not in known)
+        staged = spec.scorer.stage(alerts) if alerts else None
+        return staged, hits, index, len(paths)
+
+    def finish(staged, hits, index, n_files):
+        sample.alerts.extend(hits)
+        sample.cached += len(hits)
+        if staged is not None:
+            results = spec.scorer.finish(staged)
+            rows = [result_row(r, mv) for r in results if _keyed(r)]
+            sample.unscorable.update(r.status for r in results if not _keyed(r))
+            sample.scored_now += len(results)
+            sample.alerts.extend(rows)
+            if cache is not None:
+                locked.put(rows, mv, pp)
+        if cache is not None and index:
+            locked.put_files(index)
+        for _ in range(n_files):
+            on_file()
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="btsbot-backtest-reader") as pool:
+        ahead = None
+        for paths in _chunks(to_read, chunk):
+            loaded = pool.submit(load, paths)
+            if ahead is not None:
+                finish(*ahead)
+            ahead = loaded.result()
+        if ahead is not None:
+            finish(*ahead)
+    sample.unscorable.update(a["status"] for a in sample.alerts if a.get("score") is None)
+    return sample
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def from_kowalski(cfg, spec: ScorerSpec, cache: ScoreCache | None, since_jd: float, until_jd: float,
+                  client=None) -> Sample:
+    """The alerts of a window as the daemon sees them: polled (pre-filter, history from Kowalski)."""
+    from bot.kowalski.poller import MemoryPollState, Poller
+    from bot.runtime import kowalski_client
+
+    own = client is None
+    client = client or kowalski_client(cfg).connect()
+    try:
+        k = cfg.kowalski
+        poller = Poller(client, MemoryPollState(), prefilter=k.prefilter, page_size=k.page_size,
+                        cutout_batch=k.cutout_batch, history_batch=k.history_batch,
+                        mag_max=cfg.faintest_alert_mag, programids=k.programids)
+        batch = poller.poll(since_jd=since_jd, until_jd=until_jd)
+    finally:
+        if own:
+            client.close()
+    mv, pp = spec.model_version, preprocessing_key(spec.drb_source, "kowalski")
+    sample = Sample([], "kowalski", inputs=len(batch.alerts))
+    known = cache.get(batch.candids, mv, pp) if cache is not None else {}
+    sample.alerts.extend(known[c] for c in batch.candids if c in known)
+    sample.cached = len(sample.alerts)
+    todo = [a for a in batch.alerts if int(a["candid"]) not in known]
+    if todo:
+        results = spec.scorer.score(todo, [batch.histories.get(a.get("objectId"), []) for a in todo])
+        rows = [result_row(r, mv) for r in results if _keyed(r)]
+        sample.scored_now = len(results)
+        sample.alerts.extend(rows)
+        sample.unscorable.update(r.status for r in results if not _keyed(r))
+        if cache is not None:
+            cache.put(rows, mv, pp)
+    sample.unscorable.update(a["status"] for a in sample.alerts if a.get("score") is None)
+    return sample
+
+
+def from_journal(path, since_jd: float | None = None, until_jd: float | None = None) -> Sample:
+    """The alerts the bot journaled (every model version it scored them with)."""
+    from bot.journal import Journal
+
+    keep = ("candid", "objectId", "jd", "score", "status", "magpsf", "peakmag_so_far", "age", "drb", "model_version")
+    with Journal(path) as journal:
+        rows = journal.history(since_jd=since_jd, until_jd=until_jd, kind="alerts")
+    alerts = [{k: r[k] for k in keep} for r in rows]
+    sample = Sample(alerts, "journal", inputs=len(alerts))
+    sample.unscorable.update(a["status"] for a in alerts if a["score"] is None)
+    return sample

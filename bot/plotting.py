@@ -1,0 +1,101 @@
+"""PNG plots for the backtest and night reports (matplotlib, Agg backend; nothing is shown on screen).
+
+matplotlib is imported by the functions, never at import time of the bot. Each function writes one PNG
+and returns its path; figures are closed, so a report of hundreds of plots keeps memory flat.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+DPI = 80
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    _plt().close(fig)
+    return path
+
+
+def source_history(path: Path, object_id: str, alerts: Sequence[Mapping], policies: Sequence = (),
+                   fired: Mapping[str, float] | None = None, title: str = "") -> Path:
+    """Score and magnitude of a source's alerts against time (UTC), with the policies' thresholds.
+
+    alerts: rows with jd, score (None when unscorable), magpsf; policies: core Policies (their
+    min_score, alert_mag_max, peakmag_max drawn as lines); fired: policy name -> jd it fired at."""
+    from bot.timeutil import jd_to_datetime
+
+    plt = _plt()
+    fig, (ax_s, ax_m) = plt.subplots(2, 1, figsize=(6.4, 4.4), sharex=True, constrained_layout=True)
+    t = [jd_to_datetime(a["jd"]) for a in alerts]
+    scored = [(ti, a["score"]) for ti, a in zip(t, alerts) if a.get("score") is not None]
+    unscored = [ti for ti, a in zip(t, alerts) if a.get("score") is None]
+    if scored:
+        ax_s.plot(*zip(*scored), "o-", ms=4, color="tab:blue", label="score")
+    if unscored:
+        ax_s.plot(unscored, [0.0] * len(unscored), "x", color="tab:red", label="unscorable")
+    mags = [(ti, a["magpsf"]) for ti, a in zip(t, alerts) if a.get("magpsf") is not None]
+    if mags:
+        ax_m.plot(*zip(*mags), "o", ms=4, color="tab:green")
+    for i, p in enumerate(policies):
+        style = dict(color=f"C{i + 3}", lw=1, ls="--")
+        ax_s.axhline(p.min_score, **style, label=f"{p.name} > {p.min_score:g}")
+        ax_m.axhline(p.alert_mag_max, **style)
+        if p.peakmag_max is not None:
+            ax_m.axhline(p.peakmag_max, color=f"C{i + 3}", lw=1, ls=":", label=f"{p.name} peak <= {p.peakmag_max:g}")
+    for i, (name, jd) in enumerate(sorted((fired or {}).items())):
+        ax_s.axvline(jd_to_datetime(jd), color=f"C{i + 6}", lw=1.5, label=f"{name} fired")
+    ax_s.set_ylim(-0.05, 1.05)
+    ax_s.set_ylabel("BTSbot score")
+    ax_m.set_ylabel("magpsf")
+    ax_m.invert_yaxis()
+    ax_m.set_xlabel("UTC")
+    ax_s.set_title(title or object_id, fontsize=10)
+    ax_s.legend(fontsize=7, loc="lower left")
+    if ax_m.get_legend_handles_labels()[0]:
+        ax_m.legend(fontsize=7, loc="lower left")
+    fig.autofmt_xdate()
+    return _save(fig, path)
+
+
+def histogram(path: Path, values: Iterable[float], bins, xlabel: str, title: str, vline: float | None = None) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.2), constrained_layout=True)
+    values = list(values)
+    ax.hist(values, bins=bins, color="tab:blue", edgecolor="white")
+    if vline is not None:
+        ax.axvline(vline, color="k", lw=1, ls="--")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.set_title(f"{title} (n={len(values)})", fontsize=10)
+    return _save(fig, path)
+
+
+def curves(path: Path, series: Mapping[str, tuple[Sequence, Sequence]], xlabel: str, ylabel: str, title: str,
+           xticks: Sequence[str] | None = None) -> Path:
+    """Lines y(x), one per series name (None values are gaps); xticks: category labels for x = 0, 1, ..."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), constrained_layout=True)
+    for name, (x, y) in series.items():
+        ax.plot(x, [float("nan") if v is None else v for v in y], "o-", ms=3, label=name)
+    if xticks is not None:
+        ax.set_xticks(range(len(xticks)), xticks, rotation=30, fontsize=8)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    if series:
+        ax.legend(fontsize=7)
+    return _save(fig, path)

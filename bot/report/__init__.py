@@ -1,0 +1,1 @@
+"""The night report: what the bot saw, decided and did in a night (`btsbot report`)."""

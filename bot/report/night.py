@@ -1,0 +1,104 @@
+"""What a night report shows, read from the journal (`btsbot report`).
+
+A night (`night_window`) runs from local noon at Palomar on the given date to local noon the next day,
+so it holds the whole night that starts that date's evening. Sources acted on are those with a policy
+decision in the window; near misses are sources with alerts counting for some policy in the window
+that no policy ever selected (with the reason per policy); other sources seen are listed as not
+selected with their best score.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.core.policies import Policy
+from bot.journal import Journal
+from bot.report.reasons import counting, why_not
+from bot.timeutil import datetime_to_jd
+
+PALOMAR_TZ = ZoneInfo("America/Los_Angeles")
+
+
+def night_window(day: str) -> tuple[float, float]:
+    """[jd_from, jd_to) of the night starting on the evening of `day` (YYYY-MM-DD) at Palomar."""
+    d = date.fromisoformat(day)
+    start = datetime.combine(d, time(12), PALOMAR_TZ)
+    end = datetime.combine(d + timedelta(days=1), time(12), PALOMAR_TZ)
+    return datetime_to_jd(start), datetime_to_jd(end)
+
+
+@dataclass
+class Acted:
+    objectId: str
+    alerts: list[dict]  # the source's alerts up to the end of the window, jd order
+    decisions: list[dict]  # its decisions (every night), with their actions under "actions"
+
+
+@dataclass
+class NotSelected:
+    objectId: str
+    n_alerts: int
+    max_score: float | None
+    reasons: dict[str, str]  # policy -> why not
+    near_miss: bool
+    alerts: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class Night:
+    window: tuple[float, float]
+    policies: list[Policy]
+    url: str
+    alerts: list[dict]
+    acted: list[Acted]
+    not_selected: list[NotSelected]
+    errors: list[dict]  # actions that failed
+    pending: list[dict]  # actions journaled and not finished
+    unscorable: Counter
+
+    @property
+    def near_misses(self) -> list[NotSelected]:
+        return [s for s in self.not_selected if s.near_miss]
+
+    def link(self, object_id: str) -> str:
+        return f"{self.url.rstrip('/')}/source/{object_id}"
+
+
+def build_night(journal: Journal, policies: list[Policy], url: str, since_jd: float, until_jd: float) -> Night:
+    alerts = sorted(journal.history(since_jd=since_jd, until_jd=until_jd, kind="alerts"),
+                    key=lambda a: (a["jd"], a["candid"]))
+    decided = journal.history(since_jd=since_jd, until_jd=until_jd, kind="decisions")
+    by_object: dict[str, list[dict]] = defaultdict(list)
+    for a in alerts:
+        by_object[a["objectId"]].append(a)
+    acted = []
+    for oid in sorted({d["objectId"] for d in decided}):
+        history = [a for a in journal.alerts_for_object(oid) if a["jd"] < until_jd]
+        decisions = [d for p in policies if (d := journal.get_decision(p.name, oid))]
+        names = {p.name for p in policies}
+        decisions += [d for d in decided if d["objectId"] == oid and d["policy"] not in names]
+        for d in decisions:
+            d["actions"] = journal.actions_for(d["id"])
+        acted.append(Acted(oid, history, sorted(decisions, key=lambda d: (d["jd"] or 0, d["policy"]))))
+    ever_selected = {d["objectId"] for p in policies for d in _decided_objects(journal, p.name, by_object)}
+    not_selected = []
+    for oid, rows in sorted(by_object.items()):
+        if oid in ever_selected or oid in {a.objectId for a in acted}:
+            continue
+        scores = [a["score"] for a in rows if a["score"] is not None]
+        reasons = {p.name: why_not(p, rows) for p in policies}
+        not_selected.append(NotSelected(oid, len(rows), max(scores) if scores else None, reasons,
+                                        any(counting(p, rows) for p in policies), rows))
+    not_selected.sort(key=lambda s: (not s.near_miss, -(s.max_score or 0), s.objectId))
+    actions = journal.history(since_jd=since_jd, until_jd=until_jd, kind="actions")
+    errors = [a for a in actions if a["outcome"] == "failed" or (a["error"] and a["status"] != "done")]
+    pending = [a for a in journal.unfinished_actions()]
+    unscorable = Counter(a["status"] for a in alerts if a["score"] is None)
+    return Night((since_jd, until_jd), policies, url, alerts, acted, not_selected, errors, pending, unscorable)
+
+
+def _decided_objects(journal: Journal, policy: str, by_object) -> list[dict]:
+    return [d for oid in by_object if (d := journal.get_decision(policy, oid))]
