@@ -139,24 +139,3 @@ def test_bad_alerts_from_kowalski_are_journaled_and_lose_nothing(capsys, skyport
     assert rows[sn[2]["candid"]]["status"] == "unscorable: cutoutTemplate: stamp is not gzip data"
     assert rows[sn[3]["candid"]]["status"] == "unscorable: candidate.sgscore1 is null"
     assert rows[sn[2]["candid"]]["score"] is None and rows[sn[1]["candid"]]["score"] > 0.5
-
-
-def test_backtest_replays_other_policies_over_the_journal(capsys, example_kowalski, skyportal, write_config,
-                                                          example_packets):
-    config = write_config(example_kowalski, skyportal, mode="dry-run")
-    assert run_once(config) == 0
-    trial = write_config(example_kowalski, skyportal, name="trial.yaml", state={"path": "journal.sqlite"},
-                         policies=[{"name": "prod_p1", "min_score": 0.85, "min_alerts": 1},
-                                   {"name": "strict", "min_score": 0.999, "min_alerts": 3, "peakmag_max": 18.0}])
-    capsys.readouterr()
-    assert main(["backtest", "--config", str(trial), "--format", "json"]) == 0
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    summary = lines.pop()["summary"]
-    first_sn = [p for p in example_packets if p["objectId"] == SN][0]
-    assert [(d["policy"], d["objectId"], d["candid"]) for d in lines if d["policy"] == "prod_p1"] == \
-        [("prod_p1", SN, first_sn["candid"])]  # the 2025 alternate fires at the first alert
-    assert summary["selected"]["prod_p1"] == 1 and summary["sources"] == 2
-    assert summary["median_days_first_alert_to_decision"]["prod_p1"] == 0.0
-    assert all(d["objectId"] == SN for d in lines)
-    assert main(["backtest", "--config", str(trial)]) == 0
-    assert "prod_p1: 1 sources" in capsys.readouterr().out

@@ -97,8 +97,8 @@ def _aligned(rows: list[list[str]], indent: str = "") -> list[str]:
 
 def summary_lines(bt: Backtest) -> list[str]:
     s, infos = bt.sample, bt.infos
-    lines = [f"{len(s.alerts)} alerts of {len(infos)} sources from {s.origin} ({s.inputs} inputs; "
-             f"{s.scored_now} scored now, {s.cached} from the score cache; "
+    scores = "scores as journaled" if s.origin == "journal" else f"{s.scored_now} scored now, {s.cached} from the score cache"
+    lines = [f"{len(s.alerts)} alerts of {len(infos)} sources from {s.origin} ({s.inputs} inputs; {scores}; "
              f"{sum(s.unscorable.values())} unscorable, {len(s.unreadable)} unreadable files)"]
     lines += [f"  unscorable: {n} x {why}" for why, n in s.unscorable.most_common(5)]
     lines += [f"  unreadable: {path}: {why}" for path, why in s.unreadable[:LIST_MAX]]

@@ -16,6 +16,11 @@ def utc(jd: float | None) -> str:
     return "-" if jd is None else jd_to_datetime(jd).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def utc_minute(jd: float) -> str:
+    """A window bound, to the nearest minute."""
+    return jd_to_datetime(round(jd * 1440) / 1440 + 1e-9).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _action_line(a: dict) -> str:
     outcome = a["outcome"] or a["status"]
     resp = a.get("response") or {}
@@ -46,7 +51,7 @@ def _score_counts(night: Night) -> list[tuple[str, int]]:
 def text(night: Night) -> str:
     lo, hi = night.window
     n_scored = sum(a["score"] is not None for a in night.alerts)
-    lines = [f"btsbot night report, {utc(lo)} - {utc(hi)}",
+    lines = [f"btsbot night report, {utc_minute(lo)} - {utc_minute(hi)}",
              f"{len(night.alerts)} alerts ({n_scored} scored, {len(night.alerts) - n_scored} unscorable) of "
              f"{len({a['objectId'] for a in night.alerts})} sources; {len(night.acted)} sources acted on, "
              f"{len(night.near_misses)} near misses, {len(night.errors)} errors, {len(night.pending)} pending actions",
@@ -80,7 +85,7 @@ def write_html(night: Night, out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     e = html.escape
     lo, hi = night.window
-    body = [f"<h1>btsbot night report</h1><p>{e(utc(lo))} - {e(utc(hi))}</p>",
+    body = [f"<h1>btsbot night report</h1><p>{e(utc_minute(lo))} - {e(utc_minute(hi))}</p>",
             f"<pre>{e(text(night).split(chr(10) + chr(10))[0])}</pre>", "<h2>Saved or triggered</h2>"]
     for s in night.acted:
         name = f"source_{s.objectId}.png"
