@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-DPI = 80
+DPI = 72
 
 
 def _plt():
@@ -29,6 +29,25 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _source_history_job(job: tuple) -> Path:
+    return source_history(*job)
+
+
+def source_histories(jobs: Sequence[tuple], workers: int | None = None) -> list[Path]:
+    """Many `source_history` plots (each job: its positional arguments), on every core when there are many.
+
+    The plots are independent and drawing is pure CPU, so they are spread over forked worker processes."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = workers or os.cpu_count() or 1
+    if len(jobs) < 8 or workers < 2:
+        return [source_history(*job) for job in jobs]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(_source_history_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+
+
 def source_history(path: Path, object_id: str, alerts: Sequence[Mapping], policies: Sequence = (),
                    fired: Mapping[str, float] | None = None, title: str = "") -> Path:
     """Score and magnitude of a source's alerts against time (UTC), with the policies' thresholds.
@@ -38,8 +57,10 @@ def source_history(path: Path, object_id: str, alerts: Sequence[Mapping], polici
     from bot.timeutil import jd_to_datetime
 
     plt = _plt()
-    fig, (ax_s, ax_m) = plt.subplots(2, 1, figsize=(6.4, 4.4), sharex=True, constrained_layout=True)
-    t = [jd_to_datetime(a["jd"]) for a in alerts]
+    fig, (ax_s, ax_m) = plt.subplots(2, 1, figsize=(6.4, 4.4), sharex=True)
+    fig.subplots_adjust(left=0.11, right=0.98, top=0.93, bottom=0.11, hspace=0.08)
+    t0 = min((a["jd"] for a in alerts), default=0.0)
+    t = [a["jd"] - t0 for a in alerts]
     scored = [(ti, a["score"]) for ti, a in zip(t, alerts) if a.get("score") is not None]
     unscored = [ti for ti, a in zip(t, alerts) if a.get("score") is None]
     if scored:
@@ -56,17 +77,21 @@ def source_history(path: Path, object_id: str, alerts: Sequence[Mapping], polici
         if p.peakmag_max is not None:
             ax_m.axhline(p.peakmag_max, color=f"C{i + 3}", lw=1, ls=":", label=f"{p.name} peak <= {p.peakmag_max:g}")
     for i, (name, jd) in enumerate(sorted((fired or {}).items())):
-        ax_s.axvline(jd_to_datetime(jd), color=f"C{i + 6}", lw=1.5, label=f"{name} fired")
+        ax_s.axvline(jd - t0, color=f"C{i + 6}", lw=1.5, label=f"{name} fired")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax_s, ax_m):  # fewer ticks: text is most of the drawing time
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.yaxis.set_major_locator(MaxNLocator(5))
     ax_s.set_ylim(-0.05, 1.05)
     ax_s.set_ylabel("BTSbot score")
     ax_m.set_ylabel("magpsf")
     ax_m.invert_yaxis()
-    ax_m.set_xlabel("UTC")
+    ax_m.set_xlabel(f"days since {jd_to_datetime(t0):%Y-%m-%d %H:%M:%S} UTC (first alert)" if alerts else "days")
     ax_s.set_title(title or object_id, fontsize=10)
     ax_s.legend(fontsize=7, loc="lower left")
     if ax_m.get_legend_handles_labels()[0]:
         ax_m.legend(fontsize=7, loc="lower left")
-    fig.autofmt_xdate()
     return _save(fig, path)
 
 

@@ -88,12 +88,12 @@ def _misses(bt: Backtest, out: Path) -> list[str]:
     if not which:
         return parts + ["<p>None.</p>"]
     policies = [r.trial.policy for r in bt.reference]
-    for n, (oid, why) in enumerate(sorted(which.items())):
-        if n >= MAX_SOURCE_PLOTS:
-            parts.append(f"<p>... and {len(which) - MAX_SOURCE_PLOTS} more (not plotted).</p>")
-            break
-        fired = {r.trial.name: r.decisions[oid].jd for r in bt.reference if oid in r.decisions}
-        name = f"source_{oid}.png"
-        plotting.source_history(out / name, oid, bt.infos[oid].alerts, policies, fired, f"{oid}: {', '.join(why)}")
-        parts.append(f"<h3>{html.escape(oid)}: {html.escape(', '.join(why))}</h3>" + _img(name, oid))
+    shown = sorted(which.items())[:MAX_SOURCE_PLOTS]
+    plotting.source_histories([(out / f"source_{oid}.png", oid, bt.infos[oid].alerts, policies,
+                                {r.trial.name: r.decisions[oid].jd for r in bt.reference if oid in r.decisions},
+                                f"{oid}: {', '.join(why)}") for oid, why in shown])
+    for oid, why in shown:
+        parts.append(f"<h3>{html.escape(oid)}: {html.escape(', '.join(why))}</h3>" + _img(f"source_{oid}.png", oid))
+    if len(which) > MAX_SOURCE_PLOTS:
+        parts.append(f"<p>... and {len(which) - MAX_SOURCE_PLOTS} more (not plotted).</p>")
     return parts

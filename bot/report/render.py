@@ -87,10 +87,11 @@ def write_html(night: Night, out_dir: str | Path) -> Path:
     lo, hi = night.window
     body = [f"<h1>btsbot night report</h1><p>{e(utc_minute(lo))} - {e(utc_minute(hi))}</p>",
             f"<pre>{e(text(night).split(chr(10) + chr(10))[0])}</pre>", "<h2>Saved or triggered</h2>"]
+    plotting.source_histories([(out / f"source_{s.objectId}.png", s.objectId, s.alerts, night.policies,
+                                {d["policy"]: d["jd"] for d in s.decisions if d["jd"] is not None})
+                               for s in night.acted])
     for s in night.acted:
         name = f"source_{s.objectId}.png"
-        fired = {d["policy"]: d["jd"] for d in s.decisions if d["jd"] is not None}
-        plotting.source_history(out / name, s.objectId, s.alerts, night.policies, fired)
         body.append(f'<h3><a href="{e(night.link(s.objectId))}">{e(s.objectId)}</a></h3><ul>')
         for d in s.decisions:
             body.append(f"<li>{e(_fired(d))}<ul>" + "".join(f"<li>{e(_action_line(a))}</li>" for a in d["actions"])
