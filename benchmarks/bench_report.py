@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bot.config import load_config  # noqa: E402
-from bot.core.policies import Policy, evaluate  # noqa: E402
+from bot.backtest.trials import config_policies  # noqa: E402
+from bot.core.policies import evaluate  # noqa: E402
 from bot.journal import Journal  # noqa: E402
 from bot.report.night import night_window  # noqa: E402
 
@@ -37,7 +38,7 @@ def build_journal(path: Path, n_alerts: int, n_acted: int, n_sources: int, seed:
     rng = random.Random(seed)
     lo, hi = night_window(NIGHT)
     start = lo + 0.3  # ~19:00 local + 7 h: the dark hours
-    policies = [Policy.from_config(p) for p in load_config(env={}).policies]
+    policies = [p for p, _ in config_policies(load_config(env={}))]
     per = n_alerts // n_sources
     rows, by_source = [], {}
     for s in range(n_sources):

@@ -49,7 +49,8 @@ def test_grids_and_trials():
     assert grid("peakmag_max", "18.5,none", "x") == [18.5, None]
     with pytest.raises(TrialError, match="whole number"):
         grid("min_alerts", "1.5", "x")
-    base = [(Policy("bts_p1"), "saved_at"), (Policy("bts_p2", peakmag_max=18.5), "triggered_at")]
+    base = [(Policy("bts_p1", model_version="v1.0.1"), "saved_at"),
+            (Policy("bts_p2", peakmag_max=18.5, model_version="v1.0.1"), "triggered_at")]
     trials = build_trials(base, ["bts_p2.min_score=0.7"], ["min_alerts=1,2", "bts_p1.alert_mag_max=18,19"])
     assert [t.name for t in trials] == ["bts_p1[min_alerts=1,alert_mag_max=18]", "bts_p1[min_alerts=1,alert_mag_max=19]",
                                         "bts_p1[min_alerts=2,alert_mag_max=18]", "bts_p1[min_alerts=2,alert_mag_max=19]",

@@ -71,10 +71,10 @@ def test_near_miss_reasons():
         return {"objectId": "ZTF", "candid": i, "jd": 2460000 + i, "score": score, "magpsf": mag,
                 "peakmag_so_far": peak, "age": age}
 
-    p2 = Policy("bts_p2", peakmag_max=18.5)
+    p2 = Policy("bts_p2", peakmag_max=18.5, model_version="v1.0.1")
     assert why_not(p2, [alert(1, 0.9, 18.8, 18.8), alert(2, 0.1, 18.7, 18.7)]) == "too few alerts (1 of 2 counting)"
     assert why_not(p2, [alert(1, 0.9, 18.8, 18.8), alert(2, 0.9, 18.7, 18.7)]) == "too faint (peak 18.70 > 18.5 mag)"
-    young = Policy("young", age_max_days=3)
+    young = Policy("young", age_max_days=3, model_version="v1.0.1")
     assert why_not(young, [alert(1, 0.9, 18, 18, 5), alert(2, 0.9, 18, 18, 6)]).startswith("outside the age window")
     assert why_not(p2, [alert(1, 0.01, 18, 18)]) == "no counting alert (max score 0.010)"
 
