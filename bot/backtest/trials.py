@@ -36,11 +36,15 @@ class Trial:
 
 
 def config_policies(cfg) -> list[tuple[Policy, str]]:
-    """(core Policy, human time it compares with) for each policy of the config.
+    """(core Policy, human time it compares with) for each policy of the config, built as the runtime builds
+    them (`bot.runtime.configured_policies`). Any model version a policy names is accepted here: a version
+    with no scores in the sample is reported by the backtest itself, with the versions it has."""
+    from bot.artifacts import get_artifact
+    from bot.runtime import configured_policies
 
-    The one place that builds policies from the config for backtests and reports (switch to
-    `Runtime.policies` once the runtime builds them)."""
-    return [(Policy.from_config(p), "triggered_at" if p.actions.followup else "saved_at") for p in cfg.policies]
+    versions = [get_artifact("models", "btsbot").version] + [p.model_version for p in cfg.policies if p.model_version]
+    return [(p, "triggered_at" if p.actions is not None and p.actions.followup else "saved_at")
+            for p in configured_policies(cfg, list(dict.fromkeys(versions)))]
 
 
 def _value(key: str, text: str, where: str):
