@@ -33,6 +33,14 @@ def _source_history_job(job: tuple) -> Path:
     return source_history(*job)
 
 
+def _thresholds(policies) -> list:
+    """What a plot draws of each policy, picklable (a policy's configured actions need not be)."""
+    from types import SimpleNamespace
+
+    return [SimpleNamespace(name=p.name, min_score=p.min_score, alert_mag_max=p.alert_mag_max,
+                            peakmag_max=p.peakmag_max) for p in policies]
+
+
 def source_histories(jobs: Sequence[tuple], workers: int | None = None) -> list[Path]:
     """Many `source_history` plots (each job: its positional arguments), on every core when there are many.
 
@@ -44,6 +52,7 @@ def source_histories(jobs: Sequence[tuple], workers: int | None = None) -> list[
     workers = workers or os.cpu_count() or 1
     if len(jobs) < 8 or workers < 2:
         return [source_history(*job) for job in jobs]
+    jobs = [(*job[:3], _thresholds(job[3]), *job[4:]) if len(job) > 3 else job for job in jobs]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         return list(pool.map(_source_history_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
 

@@ -84,3 +84,19 @@ def test_report_usage_errors(capsys, tmp_path):
     assert "no journal" in capsys.readouterr().err
     assert main(["report", "--night", "2023-13-45"]) == 2
     assert main(["report"]) == 2
+
+
+def test_many_source_plots_on_every_core(tmp_path):
+    """Past 8 plots they are drawn in worker processes, with the config's policies (actions and all)."""
+    import matplotlib.image
+
+    from bot import plotting
+    from bot.backtest.trials import config_policies
+    from bot.config import load_config
+
+    policies = [p for p, _ in config_policies(load_config(env={}))]
+    alerts = [{"jd": 2460400 + i * 0.05, "score": 0.2 * i, "magpsf": 18.0 + 0.1 * i} for i in range(5)]
+    jobs = [(tmp_path / f"s{i}.png", f"ZTF{i}", alerts, policies, {"bts_p1": 2460400.1}) for i in range(9)]
+    paths = plotting.source_histories(jobs, workers=2)
+    assert paths == [j[0] for j in jobs]
+    assert all(matplotlib.image.imread(p).shape[0] > 100 for p in paths)
