@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(score)
     score.add_argument("alerts", nargs="+", metavar="ALERTS", help=".avro files and/or directories (searched recursively)")
     score.add_argument("--format", choices=("csv", "json"), default="csv", help="csv (default) or json (JSON lines)")
-    score.add_argument("--backend", choices=("onnx", "tensorflow"), help="default: models.backend (onnx)")
+    score.add_argument("--backend", choices=("onnx", "onnx-int8", "tensorflow"), help="default: models.backend (onnx)")
     score.add_argument("--drb-source", choices=("braai", "alert"), help="default: models.drb_source (braai)")
     score.add_argument("--batch-size", type=int, help="alerts per model call (default: models.batch_size)")
     score.add_argument("--chunk", type=int, default=128, help="files read ahead while the previous chunk is scored (bounds memory)")

@@ -83,10 +83,11 @@ class StateConfig(_Strict):
 
 class ModelsConfig(_Strict):
     cache_dir: str | None = None
-    backend: Literal["onnx", "tensorflow"] = "onnx"
+    backend: Literal["onnx", "onnx-int8", "tensorflow"] = "onnx"
     batch_size: int = Field(256, ge=1)
     threads: int = Field(0, ge=0)
     drb_source: Literal["braai", "alert"] = "braai"
+    int8_guard: float = Field(0.1, ge=0, le=1)  # onnx-int8: re-score in fp32 within this of a min_score / 0.5
 
 
 class ScheduleConfig(_Strict):

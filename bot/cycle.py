@@ -51,7 +51,7 @@ def _alert_rows(alerts, results, model_version: str) -> list[dict]:
         rows.append({
             "candid": r.candid if r.candid is not None else alert.get("candid"),
             "objectId": r.objectId or "(missing objectId)", "jd": r.jd if r.jd is not None else 0.0,
-            "score": r.score, "model_version": model_version, "status": r.status, "magpsf": r.magpsf,
+            "score": r.score, "precision": r.precision, "model_version": model_version, "status": r.status, "magpsf": r.magpsf,
             "peakmag_so_far": r.features.get("peakmag_so_far"), "age": r.features.get("age"),
             "drb": r.features.get("new_drb"), "extra": {"ra": cand.get("ra"), "dec": cand.get("dec")},
         })  # fmt: skip

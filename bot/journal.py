@@ -94,13 +94,15 @@ CREATE TABLE IF NOT EXISTS state (
 
 _ALERT_REQUIRED = ("candid", "objectId", "jd", "model_version", "status")  # and score, which may be None
 _ALERT_OPTIONAL = ("magpsf", "peakmag_so_far", "age", "drb")
+_ALERT_COLUMNS = {"precision": "TEXT"}  # added after schema 1 (see Journal._ensure_column)
 
 _UPSERT_ALERT = """
 INSERT INTO alerts (candid, model_version, objectId, jd, score, status,
-                    magpsf, peakmag_so_far, age, drb, extra, time)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    magpsf, peakmag_so_far, age, drb, extra, time, precision)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (candid, model_version) DO UPDATE SET
     score = excluded.score,
+    precision = excluded.precision,
     status = excluded.status,
     magpsf = coalesce(excluded.magpsf, magpsf),
     peakmag_so_far = coalesce(excluded.peakmag_so_far, peakmag_so_far),
@@ -230,6 +232,8 @@ class Journal:
                     c.execute(stmt)
             # columns added since version 1 (idempotent; no version bump, see _ensure_column)
             self._ensure_column("actions", "attempt", "TEXT")  # JSON: what was being sent, journaled just before
+            for column, decl in _ALERT_COLUMNS.items():
+                self._ensure_column("alerts", column, decl)
             # future migrations: `if version < 2: ...` here, then record the new version
             if version is None or version < SCHEMA_VERSION:
                 c.execute("INSERT INTO schema_version VALUES (?, ?)", (SCHEMA_VERSION, self._now()))
@@ -331,7 +335,7 @@ class Journal:
                     _int(r["candid"]), str(r["model_version"]), str(r["objectId"]), float(r["jd"]),
                     _float(r.get("score")), str(r["status"]),
                     *(_float(r.get(k)) for k in _ALERT_OPTIONAL),
-                    _dumps(r.get("extra")), now,
+                    _dumps(r.get("extra")), now, r.get("precision"),
                 ))
             except KeyError as exc:
                 raise KeyError(f"alert row {i} lacks {exc.args[0]!r}") from None

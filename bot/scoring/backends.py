@@ -19,7 +19,7 @@ from bot.artifacts import (
     installed_path,
 )
 
-BACKENDS = ("onnx", "tensorflow")
+BACKENDS = ("onnx", "onnx-int8", "tensorflow")
 ONNX_FILE = "model.onnx"
 
 
@@ -76,8 +76,10 @@ class TensorFlowBraai:
 
 class _OnnxModel:
     backend = "onnx"
+    precision = "fp32"
 
-    def __init__(self, path: Path, threads: int = 0):
+    def __init__(self, path: Path, threads: int = 0, precision: str = "fp32"):
+        self.precision = precision
         import onnxruntime as ort
 
         if not path.is_file():
@@ -106,7 +108,9 @@ class OnnxBraai(_OnnxModel):
 
 
 def load_backends(backend: str, cache: Path, threads: int = 0):
-    """(btsbot model, braai model) for a backend name; raises ArtifactError naming what to run."""
+    """(btsbot model, braai model) for a backend name; raises ArtifactError naming what to run.
+
+    `onnx-int8` gives (int8 btsbot, fp32 braai, fp32 btsbot): the last one re-scores the guard band."""
     btsbot_art, braai_art = get_artifact("models", "btsbot"), get_artifact("models", "braai")
     saved_model, h5 = installed_path(btsbot_art, cache), installed_path(braai_art, cache)
     if backend == "tensorflow":
@@ -115,6 +119,13 @@ def load_backends(backend: str, cache: Path, threads: int = 0):
         for art in (btsbot_art, braai_art):
             check_conversion(art, cache)
         return OnnxBTSbot(onnx_path(btsbot_art, cache), threads), OnnxBraai(onnx_path(braai_art, cache), threads)
+    if backend == "onnx-int8":
+        from bot.scoring.int8 import check_int8
+
+        for art in (btsbot_art, braai_art):
+            check_conversion(art, cache)
+        return (OnnxBTSbot(check_int8(cache), threads, precision="int8"), OnnxBraai(onnx_path(braai_art, cache), threads),
+                OnnxBTSbot(onnx_path(btsbot_art, cache), threads))
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
@@ -174,4 +185,7 @@ def convert_to_onnx(cache: Path, force: bool = False, opset: int = 17, log=lambd
         )
         log(f"{art.label}: converted to {dest}")
         out.append(dest)
+    from bot.scoring.int8 import build_int8
+
+    out.append(build_int8(cache, force=force, log=log))
     return out

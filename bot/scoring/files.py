@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Iterator
 from bot.alert_files import find_alert_files, read_alert_file
 from bot.scoring.scorer import Scorer
 
-COLUMNS = ("source", "objectId", "candid", "jd", "magpsf", "score", "new_drb", "status")
+COLUMNS = ("source", "objectId", "candid", "jd", "magpsf", "score", "new_drb", "status", "precision")
 
 
 @dataclass
@@ -26,6 +26,7 @@ class Row:
     score: float | None = None
     new_drb: float | None = None
     status: str = "ok"
+    precision: str | None = None
 
     def as_dict(self) -> dict:
         return {c: getattr(self, c) for c in COLUMNS}
@@ -53,7 +54,8 @@ def _rows(scorer: Scorer, pending, staged) -> list[Row]:
             rows.append(Row(source, status=f"unreadable: {err}"))
             continue
         r = next(results)
-        rows.append(Row(source, r.objectId, r.candid, r.jd, r.magpsf, r.score, r.features.get("new_drb"), r.status))
+        rows.append(Row(source, r.objectId, r.candid, r.jd, r.magpsf, r.score, r.features.get("new_drb"), r.status,
+                        r.precision))
     return rows
 
 

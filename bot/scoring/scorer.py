@@ -28,6 +28,7 @@ class ScoreResult:
     status: str
     magpsf: float | None = None
     features: dict = field(default_factory=dict)
+    precision: str | None = None  # "fp32" or "int8": which model produced `score`
 
     @property
     def ok(self) -> bool:
@@ -71,19 +72,30 @@ def _batches(n: int, size: int) -> Iterable[slice]:
 
 
 class Scorer:
-    """Scores batches of alerts with one BTSbot model and one braai model (same backend or not)."""
+    """Scores batches of alerts with one BTSbot model and one braai model (same backend or not).
 
-    def __init__(self, model, braai, batch_size: int = 256, drb_source: str = "braai", model_version: str | None = None):
+    With an int8 `model`, give the fp32 model as `fp32_model`: every alert whose int8 score lies within
+    `guard` of one of `thresholds` (the policies' min_score and 0.5) is re-scored in fp32 in the same
+    pass, so a decision at those thresholds is the fp32 model's while |int8 - fp32| < guard.
+    """
+
+    def __init__(self, model, braai, batch_size: int = 256, drb_source: str = "braai", model_version: str | None = None,
+                 fp32_model=None, guard: float = 0.0, thresholds: Iterable[float] = (0.5,)):
         if drb_source not in DRB_SOURCES:
             raise ValueError(f"drb_source must be one of {DRB_SOURCES}, not {drb_source!r}")
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if guard < 0:
+            raise ValueError("guard must be >= 0")
         self.model, self.braai = model, braai
         if model_version is None:  # the production model's, as its manifest names it
             from bot.artifacts import get_artifact
 
             model_version = get_artifact("models", "btsbot").version
         self.batch_size, self.drb_source, self.model_version = batch_size, drb_source, model_version
+        self.fp32_model, self.guard = fp32_model, float(guard)
+        self.thresholds = tuple(sorted({float(t) for t in thresholds} | {0.5}))
+        self.precision = getattr(model, "precision", "fp32")
 
     def stage(self, alerts: Sequence[dict], histories: Sequence[Iterable[dict]] | None = None) -> "Staged":
         """The model-free part (identity checks, triplets): safe to run in another thread."""
@@ -112,8 +124,9 @@ class Scorer:
                 r.features = dict(zip(FEATURES, map(float, feats[j])))
                 keep.append(j)
         if keep:
-            for j, score in zip(keep, self.predict(staged.triplets[keep], feats[keep])):
-                staged.pending[j].score = float(score)
+            scores, precisions = self.predict_guarded(staged.triplets[keep], feats[keep])
+            for j, score, precision in zip(keep, scores, precisions):
+                staged.pending[j].score, staged.pending[j].precision = float(score), precision
         return staged.results
 
     def _drbs(self, triplets: np.ndarray, cands: list[dict]) -> list[float | None]:
@@ -130,6 +143,27 @@ class Scorer:
             out[s] = self.model.predict(triplets[s], features[s])
         return out
 
+    def in_guard(self, scores: np.ndarray) -> np.ndarray:
+        """Which scores lie within the guard band of a threshold (to be re-scored in fp32)."""
+        scores = np.asarray(scores, dtype=np.float64)
+        near = np.zeros(len(scores), dtype=bool)
+        for t in self.thresholds:
+            near |= np.abs(scores - t) <= self.guard
+        return near
+
+    def predict_guarded(self, triplets: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """Scores and the precision of each ("int8" or "fp32"), the guard band re-scored in fp32."""
+        scores = self.predict(triplets, features)
+        precisions = [self.precision] * len(scores)
+        if self.fp32_model is not None and self.precision != "fp32":
+            redo = np.flatnonzero(self.in_guard(scores))
+            for s in _batches(len(redo), self.batch_size):
+                idx = redo[s]
+                scores[idx] = self.fp32_model.predict(triplets[idx], features[idx])
+                for i in idx:
+                    precisions[i] = "fp32"
+        return scores, precisions
+
     def score(self, alerts: Sequence[dict], histories: Sequence[Iterable[dict]] | None = None) -> list[ScoreResult]:
         """One ScoreResult per alert, in input order."""
         return self.finish(self.stage(alerts, histories))
@@ -142,6 +176,8 @@ def build_scorer(cfg, backend: str | None = None, cache_dir=None, drb_source: st
     from bot.scoring.backends import load_backends
 
     cache = cache_root(cache_dir or cfg.models.cache_dir)
-    model, braai = load_backends(backend or cfg.models.backend, cache, threads=cfg.models.threads)
+    loaded = load_backends(backend or cfg.models.backend, cache, threads=cfg.models.threads)
+    model, braai, fp32 = loaded if len(loaded) == 3 else (*loaded, None)
     return Scorer(model, braai, batch_size=batch_size or cfg.models.batch_size,
-                  drb_source=drb_source or cfg.models.drb_source, model_version=get_artifact("models", "btsbot").version)
+                  drb_source=drb_source or cfg.models.drb_source, model_version=get_artifact("models", "btsbot").version,
+                  fp32_model=fp32, guard=cfg.models.int8_guard, thresholds=[p.min_score for p in cfg.policies])
