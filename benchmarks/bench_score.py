@@ -66,6 +66,23 @@ def run_measured(cmd) -> tuple[float, float]:
         return dt, int(rss_file.read().split()[-1]) / 1024
 
 
+def int8_fidelity(fp32_csv: Path, int8_csv: Path) -> str:
+    """max |int8 - fp32| of the int8 model itself and the fraction the guard re-scored in fp32."""
+    import csv
+
+    from bot.config import load_config
+    from bot.scoring.scorer import Scorer
+
+    a = {r["source"]: r for r in csv.DictReader(open(fp32_csv))}
+    b = list(csv.DictReader(open(int8_csv)))
+    rescored = sum(r["precision"] == "fp32" for r in b)
+    diff = max(abs(float(r["score"]) - float(a[r["source"]]["score"])) for r in b)
+    cfg = load_config(None)
+    return (f"onnx-int8 `btsbot score`: {rescored}/{len(b)} alerts ({rescored / len(b):.1%}) re-scored in fp32 "
+            f"(guard {cfg.models.int8_guard}, thresholds {Scorer(None, None, thresholds=[p.min_score for p in cfg.policies]).thresholds}); "
+            f"max |score - fp32| of the guarded output {diff:.2e}")
+
+
 def replicate(alerts, n):
     out = []
     for i in range(n):
@@ -79,6 +96,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--cache-dir")
+    ap.add_argument("--backends", nargs="+", default=["onnx", "onnx-int8", "tensorflow"],
+                    help="onnx and onnx-int8 are always compared side by side")
     ap.add_argument("--shared", default=str(REPO.parent / "shared"))
     args = ap.parse_args()
     cache = cache_root(args.cache_dir)
@@ -87,6 +106,8 @@ def main():
     alerts = [a for f in files for a in f.alerts]
     batch = replicate(alerts, args.n)
     rows = []
+    load0 = os.getloadavg()
+    preds = {}
 
     raw_files = [Path(f.path).read_bytes() for f in files]
     reps = max(1, args.n // len(raw_files))
@@ -101,8 +122,11 @@ def main():
     rows.append(("decode + triplets (gunzip, FITS, mask, norm)", "-", "-", rate(len(batch), t_trip)))
     rows.append(("features (25, history-derived)", "-", "-", rate(len(batch), t_feat)))
 
-    for backend in ("onnx", "tensorflow"):
-        model, braai = load_backends(backend, cache)
+    backends = list(dict.fromkeys(["onnx", "onnx-int8", *args.backends]))
+    for backend in backends:
+        model, braai, *_ = load_backends(backend, cache)
+        if backend != "tensorflow":
+            preds[backend] = model.predict(triplets[: len(alerts)], feats[: len(alerts)])
         t_braai = timed(lambda: [braai.predict(triplets[i : i + 256]) for i in range(0, len(batch), 256)], 1)
         rows.append(("braai (new_drb), batch 256", backend, "256", rate(len(batch), t_braai)))
         rows.append(("preprocessing total (triplets + features + braai)", backend, "256",
@@ -120,7 +144,7 @@ def main():
         for i in range(args.n):
             path, data = raw[i % len(raw)]
             (tmp / f"{i:05d}_{Path(path).name}").write_bytes(data)
-        for backend in ("onnx", "tensorflow"):
+        for backend in backends:
             cmd = [sys.executable, "-m", "bot", "score", str(tmp), "--backend", backend, "--progress", "off",
                    "-o", str(tmp.parent / f"out-{backend}.csv")] + (["--cache-dir", str(cache)])
             dt, rss = run_measured(cmd)
@@ -131,7 +155,11 @@ def main():
                  for _ in range(3)]
         cold, rss = min(colds)
         rows.append((f"cold start: `btsbot score` on one alert (peak RSS {rss:,.0f} MiB)", "onnx", "-", f"{cold:.2f} s"))
-    print(f"\n{len(batch)} alerts, {os.cpu_count()} cores\n")
+        fidelity = int8_fidelity(tmp.parent / "out-onnx.csv", tmp.parent / "out-onnx-int8.csv")
+    print(f"\n{len(batch)} alerts, {os.cpu_count()} cores, load average before/after: {load0} / {os.getloadavg()}\n")
+    print(fidelity)
+    print(f"int8 model alone over the {len(alerts)} real alerts: max |int8 - fp32| "
+          f"{np.abs(preds['onnx'] - preds['onnx-int8']).max():.4f}")
     print("| stage | backend | batch | alerts/s |")
     print("|---|---|---|---|")
     for r in rows:

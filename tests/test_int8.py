@@ -118,6 +118,14 @@ def test_guard_band_rescoring_is_driven_by_the_thresholds(scorers, all_alerts):
     assert {r.precision for r in fp32.score(all_alerts[:3])} == {"fp32"}
 
 
+def test_rescore_fp32_gives_the_fp32_scores(scorers, all_alerts):
+    fp32, _, guarded = scorers
+    got = guarded.score(all_alerts)
+    assert "int8" in {r.precision for r in got}
+    guarded.rescore_fp32(all_alerts, got)
+    assert [(r.score, r.precision) for r in got] == [(r.score, r.precision) for r in fp32.score(all_alerts)]
+
+
 def test_score_cli_reports_the_precision(capsys, model_cache, alerts_dir):
     rc = main(["score", str(alerts_dir), "--cache-dir", str(model_cache), "--backend", "onnx-int8", "--format", "json"])
     out, _ = capsys.readouterr()

@@ -95,3 +95,26 @@ def test_onnx_backend_without_conversion_says_convert(tmp_path, shared):
     pull(load_manifest("models"), cache, sources=[shared / "models"], allow_url=False)
     with pytest.raises(ArtifactError, match="btsbot models convert"):
         load_backends("onnx", cache)
+
+
+def test_convert_and_tensorflow_score_are_quiet_and_write_only_the_cache(tmp_path, model_cache, alerts_dir):
+    """No CUDA/oneDNN/absl lines on the terminal, no ~/.keras (onnxruntime's ~/.cache/Microsoft: not yet)."""
+    import os
+    import subprocess
+    import sys
+
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    home.mkdir()
+    shutil.copytree(model_cache, cache)
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "XDG_CACHE_HOME", "KERAS_HOME")}
+    env["HOME"] = str(home)
+    runs = [["models", "convert", "--force"],
+            ["score", str(sorted(alerts_dir.rglob("*.avro"))[0]), "--backend", "tensorflow"]]
+    for args in runs:
+        p = subprocess.run([sys.executable, "-m", "bot", *args, "--cache-dir", str(cache)], env=env,
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        for noise in ("cuInit", "E0000", "I0000", "absl", "oneDNN", "cuda", "pre-processing"):
+            assert noise not in p.stderr, p.stderr
+    assert not (home / ".keras").exists()
+    assert (cache / "models" / "btsbot" / "v1.0.1" / "model.int8.onnx").is_file()

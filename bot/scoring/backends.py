@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.scoring.quiet import cache_env, quiet_stderr, tensorflow_env
 from bot.artifacts import (
     Artifact,
     ArtifactError,
@@ -27,8 +28,8 @@ def onnx_path(art: Artifact, cache: Path) -> Path:
     return artifact_dir(art, cache) / ONNX_FILE
 
 
-def _silence_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _silence_tensorflow(cache: Path | None = None) -> None:
+    tensorflow_env(cache)
 
 
 class TensorFlowBTSbot:
@@ -37,13 +38,16 @@ class TensorFlowBTSbot:
     backend = "tensorflow"
 
     def __init__(self, saved_model_dir: Path):
-        _silence_tensorflow()
-        import tensorflow as tf
-
-        self._tf = tf
+        _silence_tensorflow(saved_model_dir.parents[3])
         try:
-            self._loaded = tf.saved_model.load(str(saved_model_dir))  # keeps the variables alive
-            self._fn = self._loaded.signatures["serving_default"]
+            with quiet_stderr():
+                import tensorflow as tf
+
+                self._tf = tf
+                self._loaded = tf.saved_model.load(str(saved_model_dir))  # keeps the variables alive
+                self._fn = self._loaded.signatures["serving_default"]
+        except ImportError:
+            raise
         except Exception as exc:
             raise ArtifactError(
                 f"cannot load the BTSbot SavedModel at {saved_model_dir} ({type(exc).__name__}: {exc}); "
@@ -60,11 +64,14 @@ class TensorFlowBraai:
     backend = "tensorflow"
 
     def __init__(self, h5_path: Path):
-        _silence_tensorflow()
-        import tf_keras
-
+        _silence_tensorflow(h5_path.parents[3])
         try:
-            self._model = tf_keras.models.load_model(str(h5_path), compile=False)
+            with quiet_stderr():
+                import tf_keras
+
+                self._model = tf_keras.models.load_model(str(h5_path), compile=False)
+        except ImportError:
+            raise
         except Exception as exc:
             raise ArtifactError(
                 f"cannot load braai from {h5_path} ({type(exc).__name__}: {exc}); run `btsbot models pull --force`"
@@ -80,16 +87,17 @@ class _OnnxModel:
 
     def __init__(self, path: Path, threads: int = 0, precision: str = "fp32"):
         self.precision = precision
-        import onnxruntime as ort
-
         if not path.is_file():
             raise ArtifactError(f"{path} is missing: run `btsbot models convert` (or `btsbot models pull`)")
+        import onnxruntime as ort
+
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads yield the CPU to the reader
         try:
-            self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            with cache_env(path.parents[3] if len(path.parents) > 3 else path.parent):  # the first session writes onnxruntime's telemetry ids
+                self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise ArtifactError(f"cannot load {path} ({exc}); run `btsbot models convert --force`") from None
         self._inputs = [i.name for i in self._session.get_inputs()]
@@ -156,32 +164,13 @@ def convert_to_onnx(cache: Path, force: bool = False, opset: int = 17, log=lambd
                 continue
             except ArtifactError:
                 pass
-        _silence_tensorflow()
-        import tensorflow as tf
-        import tf2onnx
-
+        _silence_tensorflow(cache)
         tmp = dest.with_suffix(".onnx.tmp")
-        if name == "btsbot":
-            loaded = tf.saved_model.load(str(source))  # must stay referenced while tracing
-            fn = loaded.signatures["serving_default"]
-            spec = (
-                tf.TensorSpec((None, 63, 63, 3), tf.float32, name="triplet"),
-                tf.TensorSpec((None, 25), tf.float32, name="metadata"),
-            )
-
-            @tf.function(input_signature=spec)
-            def serving(triplet, metadata):
-                return fn(triplet=triplet, metadata=metadata)
-
-            tf2onnx.convert.from_function(serving, input_signature=spec, opset=opset, output_path=str(tmp))
-        else:
-            import tf_keras
-
-            model = tf_keras.models.load_model(str(source), compile=False)
-            tf2onnx.convert.from_keras(model, opset=opset, output_path=str(tmp))
+        with quiet_stderr(), cache_env(cache):
+            version = _tf2onnx(name, source, tmp, opset)
         tmp.replace(dest)
         dest.with_suffix(".json").write_text(
-            json.dumps({"source_sha256": art.sha256, "tf2onnx": tf2onnx.__version__, "opset": opset})
+            json.dumps({"source_sha256": art.sha256, "tf2onnx": version, "opset": opset})
         )
         log(f"{art.label}: converted to {dest}")
         out.append(dest)
@@ -189,3 +178,29 @@ def convert_to_onnx(cache: Path, force: bool = False, opset: int = 17, log=lambd
 
     out.append(build_int8(cache, force=force, log=log))
     return out
+
+
+def _tf2onnx(name: str, source: Path, tmp: Path, opset: int) -> str:
+    """One tf2onnx conversion (the SavedModel's serving signature, or the braai h5); the tf2onnx version."""
+    import tensorflow as tf
+    import tf2onnx
+
+    if name == "btsbot":
+        loaded = tf.saved_model.load(str(source))  # must stay referenced while tracing
+        fn = loaded.signatures["serving_default"]
+        spec = (
+            tf.TensorSpec((None, 63, 63, 3), tf.float32, name="triplet"),
+            tf.TensorSpec((None, 25), tf.float32, name="metadata"),
+        )
+
+        @tf.function(input_signature=spec)
+        def serving(triplet, metadata):
+            return fn(triplet=triplet, metadata=metadata)
+
+        tf2onnx.convert.from_function(serving, input_signature=spec, opset=opset, output_path=str(tmp))
+    else:
+        import tf_keras
+
+        model = tf_keras.models.load_model(str(source), compile=False)
+        tf2onnx.convert.from_keras(model, opset=opset, output_path=str(tmp))
+    return tf2onnx.__version__

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.scoring.quiet import cache_env, quiet_stderr
 from bot.artifacts import Artifact, ArtifactError, artifact_dir, get_artifact, installed_path, sha256_of
 
 INT8_FILE = "model.int8.onnx"
@@ -108,10 +109,11 @@ def build_int8(cache: Path, force: bool = False, log=lambda msg: None) -> Path:
         cwd = os.getcwd()
         os.chdir(tmp)  # the calibrator writes its augmented model to the working directory
         try:
-            quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            op_types_to_quantize=["Conv"], nodes_to_quantize=convs,
-                            calibrate_method=CalibrationMethod.MinMax)
+            with quiet_stderr(), cache_env(cache):  # onnxruntime's "consider pre-processing" warnings
+                quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                op_types_to_quantize=["Conv"], nodes_to_quantize=convs,
+                                calibrate_method=CalibrationMethod.MinMax)
         finally:
             os.chdir(cwd)
         out.replace(dest)

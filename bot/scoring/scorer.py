@@ -164,6 +164,20 @@ class Scorer:
                     precisions[i] = "fp32"
         return scores, precisions
 
+    def rescore_fp32(self, alerts: Sequence[dict], results: list[ScoreResult],
+                     histories: Sequence[Iterable[dict]] | None = None) -> list[ScoreResult]:
+        """Replace int8 scores of these alerts (with their results from `score`) by fp32 ones, in place.
+
+        For the alerts of a source that is acted on, so that what Fritz is shown is the fp32 score."""
+        redo = [i for i, r in enumerate(results) if r.ok and r.precision != "fp32"]
+        if self.fp32_model is None or not redo:
+            return results
+        fp32 = Scorer(self.fp32_model, self.braai, self.batch_size, self.drb_source, self.model_version)
+        again = fp32.score([alerts[i] for i in redo], None if histories is None else [histories[i] for i in redo])
+        for i, r in zip(redo, again):
+            results[i].score, results[i].precision = r.score, r.precision
+        return results
+
     def score(self, alerts: Sequence[dict], histories: Sequence[Iterable[dict]] | None = None) -> list[ScoreResult]:
         """One ScoreResult per alert, in input order."""
         return self.finish(self.stage(alerts, histories))
