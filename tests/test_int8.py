@@ -9,7 +9,7 @@ import pytest
 from bot.artifacts import ArtifactError, get_artifact
 from bot.cli import main
 from bot.config import load_config
-from bot.core.policies import Policy, evaluate
+from bot.core.policies import build_policies, evaluate
 from bot.scoring.backends import load_backends
 from bot.scoring.int8 import check_int8, int8_path
 from bot.scoring.scorer import Scorer
@@ -57,11 +57,10 @@ def _rows(results):
 
 def _decisions(cfg, rows):
     out = {}
-    for pc in cfg.policies:
-        policy = Policy.from_config(pc)
+    for policy in build_policies(cfg.policies, ["v1.0.1"]):
         for oid in sorted({r["objectId"] for r in rows}):
             d = evaluate(policy, [r for r in rows if r["objectId"] == oid])
-            out[(pc.name, oid)] = None if d is None else (d.candid, d.n_counting)
+            out[(policy.name, oid)] = None if d is None else (d.candid, d.n_counting)
     return out
 
 
