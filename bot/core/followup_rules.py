@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
+from bot.ids import OBJECT_ID_RE as OBJ_ID_RE  # SP 1.1; follow-up obj_id is the same Obj id
+
 __all__ = [
     "DATE_FORMAT",
     "FAILED_RETRY_WINDOW",
@@ -50,9 +52,6 @@ PAYLOAD_IGNORED_KEYS = frozenset(
 
 # Failed requests modified less than this long ago still block a new POST (KW 4.4).
 FAILED_RETRY_WINDOW = timedelta(hours=12)
-
-# POST /api/sources id pattern (SP 1.1); follow-up obj_id is the same Obj id.
-OBJ_ID_RE = re.compile(r"^[a-zA-Z0-9_\-;:+.]+$")
 
 
 # ------------------------------------------------------------------------------------------------

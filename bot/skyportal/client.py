@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import requests
 
-from bot.core.followup_rules import OBJ_ID_RE
+from bot.ids import OBJECT_ID_RE as OBJ_ID_RE  # SP 1.1
 from bot.skyportal.errors import SkyPortalError
 from bot.skyportal.transport import (
     RETRY_AFTER_STATUSES,  # noqa: F401  (re-exported)

@@ -4,9 +4,9 @@ source, and POST/PATCH /api/source_groups (save to / invite / unsave groups).
 
 from __future__ import annotations
 
-import re
 from typing import Callable
 
+from bot.ids import is_object_id
 from bot.sim.skyportal.context import MAX_SOURCES_PER_PAGE, Ctx, page_args, parse_date
 from bot.sim.skyportal.coords import galactic
 from bot.sim.skyportal.envelope import Handlers
@@ -54,7 +54,7 @@ class SourcesHandlers(Handlers):
             raise Fail("Invalid/missing parameters: {'id': ['Not a valid string.']}")
         if " " in obj_id:
             raise Fail("No spaces allowed in source ID")
-        if not re.match(r"^[a-zA-Z0-9_\-;:+.]+$", obj_id):
+        if not is_object_id(obj_id):
             raise Fail("Only letters, numbers, underscores, periods, semicolons, colons, +, and - are "
                        "allowed in source ID")
         exists = st.obj(obj_id) is not None
