@@ -55,6 +55,7 @@ class KowalskiConfig(_Strict):
     overlap_days: float = Field(1.0, ge=0)
     cutout_batch: int = Field(200, ge=1)
     history_batch: int = Field(200, ge=1)
+    chunk_alerts: int = Field(500, ge=1)
     programids: list[int] = [1, 2]
     prefilter: dict[str, Any] = {}
 

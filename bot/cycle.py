@@ -1,14 +1,21 @@
 """One cycle of the bot -- the single function the daemon, `run --once`, the demo and the tests call.
 
-poll Kowalski -> score -> journal the alerts, evaluate the policies of the sources touched and journal
-their decisions and pending actions (one transaction, committed together with the poll cursor) ->
-execute every pending action on Fritz (this cycle's and any a previous run left unfinished).
-A cycle that fails before the transaction commits leaves nothing behind: the next one redoes it.
+The window is handled in chunks of at most `kowalski.chunk_alerts` new alerts, in (jd, candid) order, so
+that memory does not grow with the window. Each chunk: poll (documents, cutouts, histories) -> score ->
+one journal transaction (the alerts, the decisions of the policies over the sources touched and their
+pending actions, the poll cursor). Then, once: the annotations of the sources touched, and every pending
+action runs on Fritz (this cycle's and any a previous run left unfinished).
+
+A cycle that fails, or is stopped (`stop`, checked between chunks), keeps the chunks it committed and
+nothing of the others: the cursor stopped at the first alert not committed, so the next cycle takes the
+rest, and the sources owed an annotation are remembered in the journal until it is planned.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,11 +38,13 @@ class CycleReport:
     actions: list[ActionReport] = field(default_factory=list)
     kowalski_requests: int = 0
     seconds: float = 0.0
+    n_chunks: int = 0  # chunks committed
 
     def lines(self) -> list[str]:
         out = [f"window jd [{self.window[0]:.5f}, {self.window[1]:.5f}): {self.n_found} alerts passed the "
                f"pre-filter, {self.n_new} new, {self.n_scored} scored, {sum(self.unscorable.values())} unscorable "
-               f"({self.kowalski_requests} Kowalski requests, {self.seconds:.1f} s)"]
+               f"({self.kowalski_requests} Kowalski requests, {self.n_chunks} chunk{'s' if self.n_chunks != 1 else ''}, "
+               f"{self.seconds:.1f} s)"]
         out += [f"  unscorable: {n} x {why}" for why, n in self.unscorable.most_common(5)]
         out += [f"  decision: {d['policy']} selects {d['objectId']} at candid {d['candid']} (jd {d['jd']:.5f})"
                 for d in self.decisions]
@@ -58,31 +67,79 @@ def _alert_rows(alerts, results, model_version: str) -> list[dict]:
     return rows
 
 
-def run_cycle(rt: Runtime, since_jd: float | None = None, until_jd: float | None = None) -> CycleReport:
+# the sources whose annotation is owed: touched by a committed chunk, not planned yet (journal state)
+ANNOTATIONS_OWED = "cycle.annotations_owed"
+
+
+def run_cycle(rt: Runtime, since_jd: float | None = None, until_jd: float | None = None,
+              stop: threading.Event | None = None) -> CycleReport:
     t0 = time.perf_counter()
-    batch = rt.poller.poll(until_jd=until_jd, since_jd=since_jd)
-    report = CycleReport(batch.window, batch.n_found, batch.n_new, kowalski_requests=batch.n_requests)
-    histories = [batch.histories.get(a.get("objectId"), []) for a in batch.alerts]
-    results = rt.scorer.score(batch.alerts, histories)
-    mv = rt.scorer.model_version
-    rows = [r for r in _alert_rows(batch.alerts, results, mv) if r["candid"] is not None]
-    report.n_scored = sum(r.ok for r in results)
-    report.unscorable.update(r.status for r in results if not r.ok)
-    touched = sorted({r["objectId"] for r in rows if r["score"] is not None})
-    with rt.journal.transaction():
-        rt.journal.record_alerts(rows)
-        for oid in touched:
-            history = rt.journal.alerts_for_object(oid, mv)
-            by_candid = {a["candid"]: a for a in history}
-            for policy in rt.policies:
-                if rt.journal.get_decision(policy.name, oid):
-                    continue
-                decision = evaluate(policy, history)
-                if decision is not None:
-                    rt.actor.plan(decision, by_candid[decision.candid])
-                    report.decisions.append({"policy": policy.name, **decision.evidence, "objectId": oid})
-            rt.actor.plan_source(oid)
-        rt.poller.commit(batch)
-    report.actions = rt.actor.run_pending()
+    report: CycleReport | None = None
+    for batch in rt.poller.chunks(until_jd=until_jd, since_jd=since_jd):
+        if report is None:
+            report = CycleReport(batch.window)
+        _chunk(rt, batch, report)
+        del batch  # let the chunk's documents go before the next one is fetched
+        if stop is not None and stop.is_set():
+            log.info("stop requested: %d chunk(s) committed, the rest of the window is left for the next cycle",
+                     report.n_chunks)
+            break
+    _plan_annotations(rt)
+    report.actions = rt.actor.run_pending(stop=stop)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _chunk(rt: Runtime, batch, report: CycleReport) -> None:
+    """Score one chunk and commit it: alerts, decisions, pending actions and cursor in one transaction."""
+    histories = [batch.histories.get(a.get("objectId"), []) for a in batch.alerts]
+    results = rt.scorer.score(batch.alerts, histories)
+    rows = [r for r in _alert_rows(batch.alerts, results, rt.scorer.model_version) if r["candid"] is not None]
+    with rt.journal.transaction():
+        rt.journal.record_alerts(rows)
+        touched = _plan(rt, rows, report)
+        if touched:
+            owed = set(_owed(rt)) | set(touched)
+            rt.journal.set_state(ANNOTATIONS_OWED, json.dumps(sorted(owed)))
+        rt.poller.commit(batch)
+    report.n_found += batch.n_found
+    report.n_new += batch.n_new
+    report.kowalski_requests += batch.n_requests
+    report.n_scored += sum(r.ok for r in results)
+    report.unscorable.update(r.status for r in results if not r.ok)
+    report.n_chunks += 1
+
+
+def _plan(rt: Runtime, rows: list[dict], report: CycleReport) -> list[str]:
+    """Evaluate the policies over the sources a chunk touched and journal their decisions and pending
+    actions (inside the chunk's transaction); returns the sources touched."""
+    mv = rt.scorer.model_version
+    touched = sorted({r["objectId"] for r in rows if r["score"] is not None})
+    for oid in touched:
+        history = rt.journal.alerts_for_object(oid, mv)
+        by_candid = {a["candid"]: a for a in history}
+        for policy in rt.policies:
+            if rt.journal.get_decision(policy.name, oid):
+                continue
+            decision = evaluate(policy, history)
+            if decision is not None:
+                rt.actor.plan(decision, by_candid[decision.candid])
+                report.decisions.append({"policy": policy.name, **decision.evidence, "objectId": oid})
+    return touched
+
+
+def _owed(rt: Runtime) -> list[str]:
+    raw = rt.journal.get_state(ANNOTATIONS_OWED)
+    return json.loads(raw) if raw else []
+
+
+def _plan_annotations(rt: Runtime) -> None:
+    """Once per cycle, after its chunks: the per-source actions (the annotation update) of each source
+    touched, one per source however many chunks touched it, planned and cleared from the owed list in one
+    transaction."""
+    if not _owed(rt):
+        return
+    with rt.journal.transaction():
+        for oid in _owed(rt):
+            rt.actor.plan_source(oid)
+        rt.journal.set_state(ANNOTATIONS_OWED, "")

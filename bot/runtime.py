@@ -139,7 +139,7 @@ def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None
     k = cfg.kowalski
     poller = Poller(kowalski, journal, prefilter=k.prefilter, page_size=k.page_size, overlap_days=k.overlap_days,
                     cutout_batch=k.cutout_batch, history_batch=k.history_batch, mag_max=cfg.faintest_alert_mag,
-                    programids=k.programids, now_jd=now_jd)
+                    programids=k.programids, chunk_alerts=k.chunk_alerts, now_jd=now_jd)
     actor = Actor(journal, policies, {"skyportal": skyportal, **hooks}, mode=cfg.mode, links={"skyportal": cfg.skyportal.url},
                   **({"now": now} if now else {}))
     return Runtime(cfg, journal, poller, scorer, actor, kowalski, skyportal, policies, closers)

@@ -156,7 +156,7 @@ def test_existing_lower_priority_request_is_raised_not_duplicated(make_runtime, 
 def test_restart_between_decision_and_action_acts_once(make_runtime, skyportal, monkeypatch):
     rt = make_runtime()
 
-    def crash():
+    def crash(stop=None):
         raise KeyboardInterrupt("killed after the decisions were journaled")
 
     monkeypatch.setattr(rt.actor, "run_pending", crash)

@@ -8,25 +8,28 @@ from pathlib import Path
 
 import pytest
 
-from bot.alert_files import iter_alert_files
 from bot.kowalski import queries as Q
 from bot.kowalski.client import KowalskiClient, KowalskiError
-from bot.kowalski.poller import MemoryPollState, Poller
+from bot.kowalski.poller import Poller
 from bot.sim.clock import SimClock
 from bot.sim.kowalski import KowalskiSim
+from poll_state import MemoryPollState
 
 ALERT_DIR = Path(__file__).resolve().parents[2] / "shared" / "alerts" / "ztf"
 CUTOUTS = ("cutoutScience", "cutoutTemplate", "cutoutDifference")
-ALL = dict(mag_max=None, positive_only=False)  # no pre-filter cut but programid
+ALL = dict(mag_max=None)  # no magnitude cut; with `packets` (all positive) every alert passes
 WIDE = dict(since_jd=2458000.0, until_jd=2461000.0)  # a window covering every sample packet
 
-pytestmark = pytest.mark.skipif(not ALERT_DIR.is_dir(), reason=f"no alert packets at {ALERT_DIR}")
+pytestmark = pytest.mark.usefixtures("alerts_dir")  # fails, as conftest does, when ../shared is missing
 
 
 @pytest.fixture(scope="module")
-def packets() -> list[dict]:
-    alerts = [a for f in iter_alert_files([ALERT_DIR]) for a in f.alerts]
-    assert len(alerts) == 36
+def packets(real_alerts) -> list[dict]:
+    """The 36 real packets, the 3 negative subtractions among them turned positive (so that all pass the
+    pre-filter's positive cut, which the bot always applies)."""
+    alerts = copy.deepcopy(real_alerts)
+    for a in alerts:
+        a["candidate"]["isdiffpos"] = "t"
     return alerts
 
 
@@ -67,19 +70,20 @@ def test_prefilter_default_and_extra_cuts():
                           {"candidate.drb": {"$gt": 0.5}, "candidate.magpsf": {"$gt": 12}}]}
     page = Q.poll_page(10.0, 11.0, f, limit=100, after=(10.5, 7), max_time_ms=8000)
     assert page["kwargs"] == {"sort": [["candidate.jd", 1], ["candid", 1]], "limit": 100, "max_time_ms": 8000}
-    assert page["query"]["projection"] == {"_id": 0, "cutoutScience": 0, "cutoutTemplate": 0, "cutoutDifference": 0}
+    # the scan reads only the keys; documents and cutouts are fetched chunk by chunk
+    assert page["query"]["projection"] == {"_id": 0, "candid": 1, "objectId": 1, "candidate.jd": 1}
     with pytest.raises(ValueError):
         Q.jd_window(2.0, 2.0)
 
 
 def test_cutout_request_body_stays_small():
-    body = Q.cutouts_by_candid([2**63 - 1 - i for i in range(500)], max_time_ms=8000)
+    body = Q.alerts_by_candid([2**63 - 1 - i for i in range(500)], max_time_ms=8000)
     assert Q.body_size(body) < 64 * 1024  # far below Kowalski's 1 MiB request limit
 
 
 # ---- finding alerts ----------------------------------------------------------------------------------
 def test_every_real_alert_found_once_with_cutouts(sim, packets):
-    sim.load_paths([ALERT_DIR])
+    sim.load_alerts(packets)
     state = MemoryPollState()
     p = Poller(connect(sim), state, **ALL)
     batch = p.poll(**WIDE)
@@ -103,7 +107,8 @@ def test_every_real_alert_found_once_with_cutouts(sim, packets):
     assert again.n_requests == 1  # one page, nothing to fetch
 
 
-def test_default_prefilter(sim, packets):
+def test_default_prefilter(sim, real_alerts):
+    packets = real_alerts
     sim.load_paths([ALERT_DIR])
     batch = Poller(connect(sim), MemoryPollState()).poll(**WIDE)
     expected = {pk["candid"] for pk in packets if pk["candidate"]["isdiffpos"] in ("t", "1")
@@ -119,7 +124,7 @@ def test_default_prefilter(sim, packets):
 
 
 def test_paging_over_more_alerts_than_a_page(sim, packets):
-    sim.load_paths([ALERT_DIR])  # 24 of the 36 share one exposure jd: pages must split inside a jd
+    sim.load_alerts(packets)  # 24 of the 36 share one exposure jd: pages must split inside a jd
     client = connect(sim)
     p = Poller(client, MemoryPollState(), page_size=5, cutout_batch=7, history_batch=4, **ALL)
     batch = p.poll(**WIDE)
@@ -202,7 +207,7 @@ def test_alerts_later_than_the_overlap_are_lost(sim, packets):
 # ---- failures -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("stage", ["page", "cutouts"])
 def test_recovery_after_the_server_fails_mid_poll(sim, packets, stage):
-    sim.load_paths([ALERT_DIR])
+    sim.load_alerts(packets)
     client = connect(sim, retries=1)
     state = MemoryPollState()
     p = Poller(client, state, page_size=10, **ALL)
@@ -231,7 +236,7 @@ def test_recovery_after_the_server_fails_mid_poll(sim, packets, stage):
 
 
 def test_transient_errors_during_a_poll_are_absorbed(sim, packets):
-    sim.load_paths([ALERT_DIR])
+    sim.load_alerts(packets)
     sim.faults.push("500", "503", "502", "html:502", "500", match="POST /api/queries")
     batch = Poller(connect(sim), MemoryPollState(), page_size=8, cutout_batch=5, **ALL).poll(**WIDE)
     assert batch.n_new == 36 and not batch.missing_cutouts
@@ -264,7 +269,7 @@ def test_missing_cutouts_are_reported_not_dropped(sim, packets):
 def test_max_new_truncates_and_the_next_poll_continues(sim, packets):
     sim.load_alerts(night(packets, 2460230.60, 0.01))
     state = MemoryPollState()
-    p = Poller(connect(sim), state, max_new=10, overlap_days=0.1, **ALL)
+    p = Poller(connect(sim), state, chunk_alerts=10, overlap_days=0.1, **ALL)
     state.set_state("kowalski.cursor", "2460230.5")
     seen, polls = [], 0
     for _ in range(4):

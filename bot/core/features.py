@@ -8,7 +8,7 @@ A raw feature that is missing makes the alert unscorable (no imputation).
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -48,9 +48,11 @@ def packet_history(alert: dict) -> list[dict]:
     return [p for p in prv if isinstance(p, dict)] + [alert.get("candidate") or {}]
 
 
-def _key(det: dict):
-    candid = det.get("candid")
-    return ("candid", int(candid)) if candid is not None else ("jd-fid", det.get("jd"), det.get("fid"))
+def history_key(entry: Mapping) -> tuple:
+    """The identity of a history entry, for deduplication: detections by candid (two detections can
+    share an exposure and a filter: ZTF17aadcuwj), non-detections, which have no candid, by (jd, fid)."""
+    candid = entry.get("candid")
+    return ("candid", int(candid)) if candid is not None else ("jd-fid", entry.get("jd"), entry.get("fid"))
 
 
 def history_until(detections: Iterable[dict], jd: float) -> list[dict]:
@@ -60,7 +62,7 @@ def history_until(detections: Iterable[dict], jd: float) -> list[dict]:
     for det in detections:
         if det.get("magpsf") is None or det.get("jd") is None or det["jd"] > jd:
             continue
-        k = _key(det)
+        k = history_key(det)
         if k in seen:
             continue
         seen.add(k)

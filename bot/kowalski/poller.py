@@ -6,14 +6,18 @@ a newer jd (kowalski-api.md gotcha 10). A poll therefore scans `[cursor - overla
 and drops the candids already handled (`state.known_candids`): an alert is lost only if it shows up in
 Kowalski more than `overlap_days` after its exposure, and none is processed twice.
 
-A poll:
-1. pages through the window (pre-filter AND-ed in, cutouts excluded), keyset-paginated on
-   (`candidate.jd`, `candid`): pages never skip or repeat alerts, whatever the page size;
-2. keeps the alerts not yet handled;
-3. fetches their cutouts by candid and their objects' histories (`ZTF_alerts` candidates +
-   `ZTF_alerts_aux` prv_candidates), in batched concurrent queries matched back by content;
-4. returns a `PollBatch`; nothing is stored until `commit(batch)`, so a poll that raises leaves the
-   cursor where it was and the next poll gets everything again.
+A poll (`chunks()`):
+1. pages through the window (pre-filter AND-ed in), keyset-paginated on (`candidate.jd`, `candid`):
+   pages never skip or repeat alerts, whatever the page size. The scan reads only the keys
+   (candid, objectId, candidate.jd), so what it holds does not grow with the alerts' size;
+2. keeps the alerts not yet handled, in (jd, candid) order, and cuts them into chunks of at most
+   `chunk_alerts` (None: one chunk for the whole window);
+3. per chunk, fetches the full alert documents (cutouts included) by candid and their objects'
+   histories (`ZTF_alerts` candidates + `ZTF_alerts_aux` prv_candidates), in batched concurrent queries
+   matched back by content, and yields a `PollBatch`;
+4. nothing is stored until `commit(batch)`: a chunk's cursor is the jd of the first new alert left for
+   the next chunks (the window's end for the last chunk), so a poll that raises, or a caller that stops
+   between chunks, leaves the cursor at the last committed chunk and the next poll gets the rest again.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
+from bot.core.features import history_key
 from bot.kowalski import queries as Q
 from bot.kowalski.client import KowalskiClient, KowalskiError
 from bot.timeutil import utc_now_jd
@@ -43,26 +48,6 @@ class PollState(Protocol):
     def set_state(self, key: str, value: str) -> None: ...
 
 
-class MemoryPollState:
-    """An in-memory `PollState` (tests, `--once` dry runs)."""
-
-    def __init__(self) -> None:
-        self.handled: set[int] = set()
-        self.values: dict[str, str] = {}
-
-    def known_candids(self, candids: Iterable[int]) -> set[int]:
-        return {int(c) for c in candids if int(c) in self.handled}
-
-    def get_state(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    def set_state(self, key: str, value: str) -> None:
-        self.values[key] = str(value)
-
-    def mark_handled(self, candids: Iterable[int]) -> None:
-        self.handled.update(int(c) for c in candids)
-
-
 @dataclass
 class PollBatch:
     """The result of one poll (see module docstring)."""
@@ -73,13 +58,13 @@ class PollBatch:
     # (jd, fid) (non-detections), in jd order; may hold detections later than some alerts of the batch
     histories: dict[str, list[dict]]
     window: tuple[float, float]  # [jd_from, jd_to) scanned
-    n_found: int  # alerts in the window passing the pre-filter
+    n_found: int  # alerts of the window passing the pre-filter (scanned for this chunk)
     n_new: int  # of which not handled yet (== len(alerts))
     n_requests: int  # HTTP requests made by this poll
     missing_cutouts: list[int] = field(default_factory=list)  # candids kept in `alerts` without cutouts
     cursor: float | None = None  # stored by commit(): the next poll scans from cursor - overlap_days
     n_pages: int = 0
-    truncated: bool = False  # more new alerts than max_new: poll again right away
+    truncated: bool = False  # more new alerts than chunk_alerts: more chunks follow (poll again)
     seconds: float = 0.0
 
     @property
@@ -96,15 +81,6 @@ def _has_stamp(cutout: Any) -> bool:
         and len(cutout["stampData"]) > 0
 
 
-def _history_key(entry: Mapping) -> tuple:
-    """Detections are identified by candid (two detections can share an exposure and a filter);
-    non-detections, which have no candid, by (jd, fid)."""
-    candid = entry.get("candid")
-    if candid is not None:
-        return ("candid", int(candid))
-    return ("jd-fid", entry.get("jd"), entry.get("fid"))
-
-
 def _float_state(value: str | None, key: str) -> float | None:
     if value is None or value == "":
         return None
@@ -112,6 +88,9 @@ def _float_state(value: str | None, key: str) -> float | None:
         return float(value)
     except ValueError:
         raise ValueError(f"state {key!r} holds {value!r}, not a JD") from None
+
+
+STATE_KEY = "kowalski.cursor"  # the journal state entry holding the committed cursor (JD)
 
 
 class Poller:
@@ -128,28 +107,23 @@ class Poller:
         history_batch: int = 200,
         mag_max: float | None = 19.0,
         programids: Sequence[int] = (1, 2),
-        state_key: str = "kowalski.cursor",
-        positive_only: bool = True,
-        max_new: int | None = None,
-        batch_group: int | None = None,
+        chunk_alerts: int | None = None,
         now_jd: Callable[[], float] | None = None,
     ) -> None:
         """
         prefilter: extra MongoDB cuts (from the configuration) AND-ed with the default ones
             (positive subtraction, programid in `programids`, magpsf < `mag_max`).
-        positive_only: keep only positive subtractions (candidate.isdiffpos "t"/"1").
-        max_new: at most this many new alerts per poll (None: all); the rest is left for the next poll
-            (`batch.truncated`), which bounds memory after a long outage (cutouts are ~40 kB/alert).
-        batch_group: queries sent per `client.batch` call (default 2 x the client's threads), which
-            bounds what a transient failure makes the client re-send.
+        chunk_alerts: at most this many new alerts per chunk (None: the whole window in one); a chunk's
+            cutouts and histories are fetched only when the previous chunk has been handled, which bounds
+            memory whatever the window (`kowalski.chunk_alerts`).
         now_jd: the clock (default: UTC now); the simulator's SimClock.now_jd in demos.
         """
         if page_size < 1 or cutout_batch < 1 or history_batch < 1:
             raise ValueError("page_size, cutout_batch and history_batch must be >= 1")
         if overlap_days < 0:
             raise ValueError("overlap_days must be >= 0")
-        if max_new is not None and max_new < 1:
-            raise ValueError("max_new must be >= 1 (or None)")
+        if chunk_alerts is not None and chunk_alerts < 1:
+            raise ValueError("chunk_alerts must be >= 1 (or None)")
         self.client = client
         self.state = state
         self.page_size = int(page_size)
@@ -158,11 +132,11 @@ class Poller:
         self.history_batch = int(history_batch)
         self.programids = tuple(int(p) for p in programids)
         self.mag_max = mag_max
-        self.state_key = state_key
-        self.max_new = max_new
-        self.batch_group = int(batch_group) if batch_group else 2 * getattr(client, "max_threads", 4)
+        self.chunk_alerts = int(chunk_alerts) if chunk_alerts is not None else None
+        # queries per `client.batch` call: bounds what a transient failure makes the client re-send
+        self.batch_group = 2 * getattr(client, "max_threads", 4)
         self.now_jd = now_jd or utc_now_jd
-        self.cuts = Q.prefilter(self.programids, mag_max, prefilter, positive_only=positive_only)
+        self.cuts = Q.prefilter(self.programids, mag_max, prefilter)
         probe = Q.poll_page(0.0, 1.0, self.cuts, limit=self.page_size, after=(0.5, 2**63 - 1),
                             max_time_ms=self._max_time_ms)
         if Q.body_size(probe) > BODY_BUDGET:
@@ -176,7 +150,7 @@ class Poller:
     @property
     def cursor(self) -> float | None:
         """The committed cursor (JD), or None before the first commit."""
-        return _float_state(self.state.get_state(self.state_key), self.state_key)
+        return _float_state(self.state.get_state(STATE_KEY), STATE_KEY)
 
     def window(self, until_jd: float | None = None, since_jd: float | None = None) -> tuple[float, float]:
         """The [jd_from, jd_to) the next poll would scan."""
@@ -194,61 +168,82 @@ class Poller:
             return
         old = self.cursor
         new = batch.cursor if old is None else max(old, batch.cursor)
-        self.state.set_state(self.state_key, repr(float(new)))
+        self.state.set_state(STATE_KEY, repr(float(new)))
 
     # ---- poll --------------------------------------------------------------------------------------
     def poll(self, until_jd: float | None = None, since_jd: float | None = None) -> PollBatch:
-        """One poll (see module docstring). Raises KowalskiError when Kowalski fails after retries."""
-        t0 = time.monotonic()
-        req0 = self.client.requests
+        """The first chunk of a poll (the whole window when `chunk_alerts` is None); `batch.truncated`
+        says that more follow: commit it and poll again."""
+        chunks = self.chunks(until_jd, since_jd)
+        try:
+            return next(chunks)
+        finally:
+            chunks.close()
+
+    def chunks(self, until_jd: float | None = None, since_jd: float | None = None) -> Iterator[PollBatch]:
+        """The new alerts of the window, chunk by chunk (see module docstring); always yields at least one
+        batch (the last one, `truncated` False, carries the window's end as its cursor). The scan goes on
+        lazily between chunks: the caller handles and commits a chunk before the next one is fetched.
+        Raises KowalskiError when Kowalski fails after retries."""
         jd_from, jd_to = self.window(until_jd, since_jd)
         if not jd_from < jd_to:
             log.info("empty poll window [%.5f, %.5f)", jd_from, jd_to)
-            return PollBatch([], {}, (jd_from, jd_to), 0, 0, 0, cursor=None)
+            yield PollBatch([], {}, (jd_from, jd_to), 0, 0, 0, cursor=None)
+            return
+        size = self.chunk_alerts
+        t0, req0 = time.monotonic(), self.client.requests
+        pending: list[dict] = []  # keys of new alerts not yet yielded, in (jd, candid) order
+        n_found = n_pages = 0
+        for page in self._pages(jd_from, jd_to):
+            n_pages += 1
+            n_found += len(page)
+            known = self.state.known_candids([d["candid"] for d in page]) if page else set()
+            pending.extend(d for d in page if int(d["candid"]) not in known)
+            while size is not None and len(pending) > size:
+                # the earliest `size` (jd, candid); the cursor stops at the first one left out
+                keys, pending = pending[:size], pending[size:]
+                cursor = float(pending[0]["candidate"]["jd"])
+                yield self._batch(keys, (jd_from, jd_to), n_found, n_pages, cursor, True, t0, req0)
+                keys = None
+                t0, req0, n_found, n_pages = time.monotonic(), self.client.requests, 0, 0
+        yield self._batch(pending, (jd_from, jd_to), n_found, n_pages, jd_to, False, t0, req0)
 
-        found, n_pages = self._scan(jd_from, jd_to)
-        known = self.state.known_candids([a["candid"] for a in found]) if found else set()
-        new = [a for a in found if int(a["candid"]) not in known]
-        cursor, truncated = jd_to, False
-        if self.max_new is not None and len(new) > self.max_new:
-            # keep the earliest max_new (jd, candid); the next poll restarts at the first one left out
-            cursor, truncated = float(new[self.max_new]["candidate"]["jd"]), True
-            new = new[: self.max_new]
-
-        missing = self._attach_cutouts(new)
-        histories = self._histories(new)
+    def _batch(self, keys: list[dict], window: tuple[float, float], n_found: int, n_pages: int, cursor: float,
+               truncated: bool, t0: float, req0: int) -> PollBatch:
+        """Fetch the documents and histories of the alerts `keys` (scan results) into a PollBatch."""
+        alerts, missing = self._fetch_alerts(keys)
+        histories = self._histories(alerts)
         batch = PollBatch(
-            alerts=new, histories=histories, window=(jd_from, jd_to), n_found=len(found), n_new=len(new),
+            alerts=alerts, histories=histories, window=window, n_found=n_found, n_new=len(alerts),
             n_requests=self.client.requests - req0, missing_cutouts=missing, cursor=cursor,
             n_pages=n_pages, truncated=truncated, seconds=time.monotonic() - t0,
         )
         log.info("poll [%.5f, %.5f): %d found, %d new, %d objects, %d without cutouts, %d requests, %.2f s%s",
-                 jd_from, jd_to, batch.n_found, batch.n_new, len(histories), len(missing), batch.n_requests,
-                 batch.seconds, " (truncated)" if truncated else "")
+                 window[0], window[1], batch.n_found, batch.n_new, len(histories), len(missing), batch.n_requests,
+                 batch.seconds, " (chunk; more follow)" if truncated else "")
         return batch
 
-    def _scan(self, jd_from: float, jd_to: float) -> tuple[list[dict], int]:
-        """Every alert of the window passing the pre-filter, without cutouts, in (jd, candid) order."""
-        found: dict[int, dict] = {}
+    def _pages(self, jd_from: float, jd_to: float) -> Iterator[list[dict]]:
+        """The keys (candid, objectId, candidate.jd) of every alert of the window passing the pre-filter,
+        page by page, in (jd, candid) order."""
         after: tuple[float, int] | None = None
-        pages = 0
         while True:
             body = Q.poll_page(jd_from, jd_to, self.cuts, limit=self.page_size, after=after,
                                max_time_ms=self._max_time_ms)
             docs = self.client.query(body).get("data") or []
-            pages += 1
-            for doc in docs:
-                doc.pop("_id", None)
-                found.setdefault(int(doc["candid"]), doc)
-            if len(docs) < self.page_size:
-                break
-            last = docs[-1]
-            key = (float(last["candidate"]["jd"]), int(last["candid"]))
-            if after is not None and key <= after:  # the server ignored the sort: do not loop forever
-                raise KowalskiError("Kowalski returned a page out of (candidate.jd, candid) order")
-            after = key
-        alerts = sorted(found.values(), key=lambda a: (a["candidate"]["jd"], int(a["candid"])))
-        return alerts, pages
+            page = sorted(({"candid": int(d["candid"]), "objectId": d.get("objectId"),
+                            "candidate": {"jd": float(d["candidate"]["jd"])}} for d in docs),
+                          key=lambda d: (d["candidate"]["jd"], d["candid"]))
+            del docs
+            if page:
+                key = (page[-1]["candidate"]["jd"], page[-1]["candid"])
+                if after is not None and key <= after:  # the server ignored the sort: do not loop forever
+                    raise KowalskiError("Kowalski returned a page out of (candidate.jd, candid) order")
+                after = key
+            full = len(page) >= self.page_size
+            yield page
+            if not full:
+                return
 
     def _run(self, bodies: list[dict]) -> list[dict]:
         """Send bodies in groups of `batch_group` concurrent queries; responses are unordered."""
@@ -257,42 +252,43 @@ class Poller:
             out.extend(self.client.batch(group))
         return out
 
-    def _cutout_chunks(self, candids: list[int]) -> list[list[int]]:
+    def _candid_chunks(self, candids: list[int]) -> list[list[int]]:
         size = self.cutout_batch
         while True:
             chunks = _chunks(candids, size)
-            if size == 1 or all(Q.body_size(Q.cutouts_by_candid(c, max_time_ms=self._max_time_ms)) <= BODY_BUDGET
+            if size == 1 or all(Q.body_size(Q.alerts_by_candid(c, max_time_ms=self._max_time_ms)) <= BODY_BUDGET
                                 for c in chunks[:1]):
                 return chunks
             size = max(1, size // 2)
 
-    def _attach_cutouts(self, alerts: list[dict]) -> list[int]:
-        """Fetch the cutouts of `alerts` (by candid) into them; returns the candids left without."""
-        if not alerts:
-            return []
-        candids = [int(a["candid"]) for a in alerts]
-        bodies = [Q.cutouts_by_candid(c, max_time_ms=self._max_time_ms) for c in self._cutout_chunks(candids)]
+    def _fetch_alerts(self, keys: list[dict]) -> tuple[list[dict], list[int]]:
+        """The alert documents (cutouts included) of the scanned `keys`, in their order, and the candids
+        left without a complete set of cutouts (kept: scoring marks them unscorable with the reason). An
+        alert whose document vanished between the scan and the fetch is kept as its key, without cutouts."""
+        if not keys:
+            return [], []
+        candids = [int(k["candid"]) for k in keys]
+        bodies = [Q.alerts_by_candid(c, max_time_ms=self._max_time_ms) for c in self._candid_chunks(candids)]
         got: dict[int, dict] = {}
         for resp in self._run(bodies):
             for doc in resp.get("data") or []:
                 if "candid" in doc:
+                    doc.pop("_id", None)
                     got[int(doc["candid"])] = doc
-        missing = []
-        for alert in alerts:
-            doc = got.get(int(alert["candid"])) or {}
+        alerts, missing = [], []
+        for key in keys:
+            alert = got.pop(int(key["candid"]), None) or dict(key)
             complete = True
             for name in Q.CUTOUTS:
-                cutout = doc.get(name)
-                if _has_stamp(cutout):
-                    alert[name] = cutout
-                else:
+                if not _has_stamp(alert.get(name)):
                     alert[name] = None
                     complete = False
             if not complete:
                 missing.append(int(alert["candid"]))
+            alerts.append(alert)
         if missing:
             log.warning("%d alert(s) without cutouts (kept, unscorable): %s", len(missing), missing[:10])
-        return missing
+        return alerts, missing
 
     def _histories(self, alerts: list[dict]) -> dict[str, list[dict]]:
         """objectId -> every detection and non-detection known to Kowalski, deduplicated, in jd order."""
@@ -336,6 +332,6 @@ class Poller:
             # alert candidates first: they carry the most fields, and the values of the alert itself
             # (a later packet republishes a detection with magpsf etc. rounded to ~1e-4)
             for entry in list(from_alerts[oid].values()) + from_aux[oid]:
-                merged.setdefault(_history_key(entry), entry)
+                merged.setdefault(history_key(entry), entry)
             histories[oid] = sorted(merged.values(), key=lambda d: (d.get("jd") or 0.0, d.get("fid") or 0))
         return histories

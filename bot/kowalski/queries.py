@@ -5,9 +5,10 @@ Every builder returns a complete `/api/queries` body (`{"query_type", "query", "
 
 - `prefilter`: the MongoDB cut every polled alert must pass (positive subtraction, allowed programids,
   brighter than `mag_max`, extra config cuts AND-ed in);
-- `poll_page`: one page of the alerts of a `candidate.jd` window, cutouts excluded, keyset-paginated on
-  (`candidate.jd`, `candid`) so that pages never skip or repeat alerts, whatever the page size;
-- `cutouts_by_candid`: the three cutouts of a set of candids;
+- `poll_page`: one page of the keys (candid, objectId, candidate.jd) of the alerts of a `candidate.jd`
+  window, keyset-paginated on (`candidate.jd`, `candid`) so that pages never skip or repeat alerts,
+  whatever the page size;
+- `alerts_by_candid`: the alert documents (candidate and the three cutouts) of a set of candids;
 - `history_alerts` / `history_aux`: the light curve of a set of objects (`ZTF_alerts` candidates and the
   `ZTF_alerts_aux` prv_candidates).
 
@@ -36,8 +37,9 @@ HISTORY_FIELDS = (
 )
 HISTORY_ALERT_ONLY_FIELDS = ("jdstarthist", "jdendhist", "ndethist", "ncovhist")
 
-# the polling query leaves out the three cutouts (~95 % of an alert) and Mongo's _id
-POLL_PROJECTION = {"_id": 0, **{c: 0 for c in CUTOUTS}}
+# the polling query reads only what orders and identifies an alert: the documents (a ~100-field
+# candidate, the cutouts) are fetched chunk by chunk, so what a scan holds stays small for any window
+POLL_PROJECTION = {"_id": 0, "candid": 1, "objectId": 1, "candidate.jd": 1}
 
 
 def and_filters(*filters: Mapping[str, Any] | None) -> dict:
@@ -57,18 +59,15 @@ def prefilter(
     programids: Iterable[int] = (1, 2),
     mag_max: float | None = 19.0,
     extra: Mapping[str, Any] | None = None,
-    positive_only: bool = True,
 ) -> dict:
     """The pre-filter of the polling query (without the jd window).
 
-    - positive subtractions only (`candidate.isdiffpos` in "t"/"1") unless `positive_only` is False;
+    - positive subtractions only (`candidate.isdiffpos` in "t"/"1");
     - `candidate.programid` in `programids` (None: any);
     - `candidate.magpsf < mag_max` (the faintest per-alert magnitude a policy counts; None: no cut);
     - `extra`: further cuts from the configuration, AND-ed in.
     """
-    base: dict = {}
-    if positive_only:
-        base["candidate.isdiffpos"] = {"$in": list(POSITIVE_ISDIFFPOS)}
+    base: dict = {"candidate.isdiffpos": {"$in": list(POSITIVE_ISDIFFPOS)}}
     if programids is not None:
         pids = [int(p) for p in programids]
         if not pids:
@@ -127,8 +126,9 @@ def after_key(last_jd: float, last_candid: int) -> dict:
 
 def poll_page(jd_from: float, jd_to: float, cuts: Mapping | None, *, limit: int,
               after: tuple[float, int] | None = None, max_time_ms: int | None = None) -> dict:
-    """One page of the alerts in [jd_from, jd_to) passing `cuts`, sorted by (candidate.jd, candid),
-    cutouts excluded. `after` = the (jd, candid) of the last alert of the previous page."""
+    """One page of the keys (candid, objectId, candidate.jd) of the alerts in [jd_from, jd_to) passing
+    `cuts`, sorted by (candidate.jd, candid). `after` = the (jd, candid) of the last alert of the previous
+    page."""
     if limit < 1:
         raise ValueError("page limit must be >= 1")
     filt = and_filters(jd_window(jd_from, jd_to), cuts, after_key(*after) if after else None)
@@ -136,11 +136,10 @@ def poll_page(jd_from: float, jd_to: float, cuts: Mapping | None, *, limit: int,
                 limit=limit, max_time_ms=max_time_ms)
 
 
-def cutouts_by_candid(candids: Sequence[int], *, max_time_ms: int | None = None) -> dict:
-    """The cutouts of the given candids (results are matched back by `candid`)."""
+def alerts_by_candid(candids: Sequence[int], *, max_time_ms: int | None = None) -> dict:
+    """The documents of the given candids, cutouts included (results are matched back by `candid`)."""
     ids = [int(c) for c in candids]
-    projection = {"_id": 0, "candid": 1, "objectId": 1, **{c: 1 for c in CUTOUTS}}
-    return find(ALERTS, {"candid": {"$in": ids}}, projection, limit=len(ids), max_time_ms=max_time_ms)
+    return find(ALERTS, {"candid": {"$in": ids}}, {"_id": 0}, limit=len(ids), max_time_ms=max_time_ms)
 
 
 def history_alerts(object_ids: Sequence[str], programids: Iterable[int] | None, *, limit: int,
