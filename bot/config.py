@@ -55,7 +55,7 @@ class KowalskiConfig(_Strict):
     overlap_days: float = Field(1.0, ge=0)
     cutout_batch: int = Field(200, ge=1)
     history_batch: int = Field(200, ge=1)
-    chunk_alerts: int = Field(500, ge=1)
+    chunk_alerts: int = Field(200, ge=1)
     programids: list[int] = [1, 2]
     prefilter: dict[str, Any] = {}
 
@@ -85,7 +85,7 @@ class StateConfig(_Strict):
 class ModelsConfig(_Strict):
     cache_dir: str | None = None
     backend: Literal["onnx", "onnx-int8", "tensorflow"] = "onnx"
-    batch_size: int = Field(256, ge=1)
+    batch_size: int = Field(64, ge=1)
     threads: int = Field(0, ge=0)
     drb_source: Literal["braai", "alert"] = "braai"
     int8_guard: float = Field(0.1, ge=0, le=1)  # onnx-int8: re-score in fp32 within this of a min_score / 0.5

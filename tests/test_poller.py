@@ -409,3 +409,40 @@ def test_history_of_an_object_with_more_alerts_than_a_page(sim, packets):
     hist = batch.histories["ZTF23abjjnqm"]
     from_alerts = {d["candid"] for d in hist if "jdstarthist" in d}
     assert from_alerts == {base["candid"]} | {a["candid"] for a in synth}
+
+
+def test_chunk_cursor_with_no_overlap_loses_and_repeats_nothing(sim, packets):
+    """overlap_days 0: the next poll starts exactly at the committed cursor, so a chunk that takes one alert
+    too many or too few, or a cursor past the first alert left out, loses or repeats an alert here."""
+    alerts = night(packets, 2460230.60, 0.01)
+    alerts[10]["candidate"]["jd"] = alerts[9]["candidate"]["jd"]  # a chunk boundary inside one exposure jd
+    sim.load_alerts(alerts)
+    order = sorted(alerts, key=lambda a: (a["candidate"]["jd"], a["candid"]))
+    state = MemoryPollState()
+    p = Poller(connect(sim), state, chunk_alerts=10, overlap_days=0.0, **ALL)
+    state.set_state("kowalski.cursor", "2460230.60")  # exactly the first alert's jd
+    sizes, seen = [], []
+    for _ in range(5):
+        b = p.poll(until_jd=2460231.0)
+        sizes.append(b.n_new)
+        assert b.candids == [a["candid"] for a in order[len(seen):len(seen) + b.n_new]]
+        seen += b.candids
+        expected = order[len(seen)]["candidate"]["jd"] if b.truncated else 2460231.0
+        assert b.cursor == expected  # the first alert left out
+        p.commit(b)
+        state.mark_handled(b.candids)
+        if not b.truncated:
+            break
+    assert sizes == [10, 10, 4] and seen == [a["candid"] for a in order]
+
+    # the same through one lazy poll, committing between chunks (what the cycle does)
+    state2 = MemoryPollState()
+    p2 = Poller(connect(sim), state2, chunk_alerts=10, overlap_days=0.0, **ALL)
+    state2.set_state("kowalski.cursor", "2460230.60")
+    got = []
+    for b in p2.chunks(until_jd=2460231.0):
+        assert b.n_new <= 10
+        got += b.candids
+        p2.commit(b)
+        state2.mark_handled(b.candids)
+    assert got == [a["candid"] for a in order] and p2.cursor == 2460231.0

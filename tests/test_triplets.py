@@ -104,3 +104,33 @@ def test_scaled_and_integer_fits_fall_back_to_astropy():
     got = decode_stamp(gzip.compress(buf.getvalue()))
     with fits.open(io.BytesIO(buf.getvalue())) as hdul:
         np.testing.assert_allclose(got, hdul[0].data)
+
+
+def _float32_norm_variant(img: np.ndarray) -> np.ndarray:
+    """What normalise_cutout would give with its norm computed in float32 (the rule this test guards)."""
+    img = np.nan_to_num(np.array(img, dtype=np.float32))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return img / np.sqrt(np.sum(img * img, dtype=np.float32))
+
+
+@pytest.mark.parametrize("scale", [3e19, 1e25, 5e29])
+def test_the_norm_is_computed_in_float64(real_alerts, scale):
+    """On the real stamps a float32 norm changes nothing; only pixels between ~1.8e19 (their square
+    overflows float32) and the 1e30 mask show the rule: such a cutout must still be normalised."""
+    alert = real_alerts[5]
+    clean = np.nan_to_num(decode_stamp(alert["cutoutScience"]["stampData"]))
+    peak = np.abs(clean).max()
+    bright = clean / peak * scale  # the real image, its brightest pixel at `scale` (below the mask)
+    assert np.abs(bright).max() < 1e30 and np.abs(bright).max() > np.sqrt(np.finfo(np.float32).max)
+    stamp = fits_stamp(bright)  # through gzipped float32 FITS, as ZTF ships cutouts
+    cutout = {**alert, "cutoutScience": {"stampData": stamp}}
+    got = make_triplet(cutout)[:, :, 0]
+    ref = decode_stamp(stamp)
+    expected = ref / np.sqrt(np.sum(ref * ref))
+    assert np.isfinite(got).all() and np.sqrt((got.astype(np.float64) ** 2).sum()) == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(got, clean / np.linalg.norm(clean), rtol=1e-5, atol=1e-9)  # scale-free
+    # the same assertions fail on the float32 path: its norm overflows to inf and the cutout becomes 0
+    wrong = _float32_norm_variant(ref)
+    assert not np.allclose(wrong, expected, rtol=1e-6, atol=1e-12)
+    assert np.count_nonzero(wrong) == 0
