@@ -6,7 +6,7 @@ child process whose peak resident set size is read from `os.wait4` (the stand-in
 Dry-run without a Fritz token: every decision and action is journaled, nothing is sent.
 
     python benchmarks/bench_memory.py                         # 2,000 alerts
-    python benchmarks/bench_memory.py --sizes 2000 20000 --chunk 500 100000
+    python benchmarks/bench_memory.py --sizes 2000 20000 --chunk 200 100000 --batch 256
 
 `--chunk` lists the `kowalski.chunk_alerts` values to try (a value above N = one chunk, the behaviour
 before chunking). The models are pulled once from the ../shared mirror into `--cache`.
@@ -82,7 +82,7 @@ def run(n_alerts: int, chunk: int, cache: Path, env: dict, batch: int | None = N
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[2000])
-    ap.add_argument("--chunk", type=int, nargs="+", default=[500])
+    ap.add_argument("--chunk", type=int, nargs="+", default=[200], help="kowalski.chunk_alerts values (default 200, the default)")
     ap.add_argument("--batch", type=int, default=None, help="models.batch_size (default: the defaults file's)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "btsbot-bench-cache")
     args = ap.parse_args(argv)

@@ -112,7 +112,10 @@ def serve(n_alerts: int, latency_s: float) -> None:
 
 def run(n_alerts: int, latency_s: float) -> dict:
     from bot.kowalski.client import KowalskiClient
-    from bot.kowalski.poller import MemoryPollState, Poller
+    import tempfile
+
+    from bot.journal import Journal
+    from bot.kowalski.poller import Poller
 
     child = subprocess.Popen([sys.executable, __file__, "--serve", str(n_alerts), "--latency", str(latency_s)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=str(REPO))
@@ -122,7 +125,8 @@ def run(n_alerts: int, latency_s: float) -> dict:
             raise RuntimeError("the Kowalski stand-in did not start")
         port, token, n_objects = int(line[1]), line[2], int(line[3])
         client = KowalskiClient(protocol="http", host="127.0.0.1", port=port, token=token).connect()
-        poller = Poller(client, MemoryPollState())
+        tmp = tempfile.TemporaryDirectory()
+        poller = Poller(client, Journal(Path(tmp.name) / "journal.sqlite"))  # one chunk: the whole window
         t0, r0 = time.perf_counter(), client.requests
         batch = poller.poll(since_jd=NIGHT_JD - 0.1, until_jd=NIGHT_JD + 1.0)
         seconds, requests = time.perf_counter() - t0, client.requests - r0
@@ -131,6 +135,8 @@ def run(n_alerts: int, latency_s: float) -> dict:
         assert len(batch.histories) == n_objects and all(batch.histories[a["objectId"]] for a in batch.alerts)
         n_hist = sum(len(h) for h in batch.histories.values())
         client.close()
+        poller.state.close()
+        tmp.cleanup()
         return {"alerts": n_alerts, "objects": n_objects, "requests": requests, "seconds": seconds,
                 "pages": batch.n_pages, "history_entries": n_hist}
     finally:

@@ -27,6 +27,7 @@ import requests
 from penquins import Kowalski
 
 from bot.kowalski import queries as Q
+from bot.retry import retrying
 
 log = logging.getLogger(__name__)
 
@@ -147,25 +148,27 @@ class KowalskiClient:
 
     def _retrying(self, what: str, fn: Callable[[], Any]) -> Any:
         """Run fn, retrying transient failures with exponential backoff; raise KowalskiError at the end."""
-        delay = self.backoff_s
-        for attempt in range(self.retries + 1):
+
+        def once() -> Any:
             try:
                 return fn()
-            except KowalskiError as exc:
-                if not exc.transient:
-                    raise
-                err: KowalskiError = exc
             except json.JSONDecodeError as exc:  # a proxy's HTML page, a 413 text body, a cut connection
-                err = KowalskiError(f"{what}: Kowalski at {self.url} sent a body that is not JSON ({exc})",
-                                    transient=True)
+                raise KowalskiError(f"{what}: Kowalski at {self.url} sent a body that is not JSON ({exc})",
+                                    transient=True) from None
             except requests.exceptions.RequestException as exc:
-                err = KowalskiError(f"{what}: Kowalski at {self.url} failed: {type(exc).__name__}: "
-                                    f"{self._scrub(exc)}", transient=True)
-            if attempt < self.retries:
-                log.warning("%s (attempt %d/%d), retrying in %.1f s", err, attempt + 1, self.retries + 1, delay)
-                self._sleep(delay)
-                delay *= 2
-        raise KowalskiError(f"{err} (gave up after {self.retries + 1} attempts)", transient=True) from None
+                raise KowalskiError(f"{what}: Kowalski at {self.url} failed: {type(exc).__name__}: "
+                                    f"{self._scrub(exc)}", transient=True) from None
+
+        def warn(err: BaseException, i: int, delay: float) -> None:
+            log.warning("%s (attempt %d/%d), retrying in %.1f s", err, i + 1, self.retries + 1, delay)
+
+        try:
+            return retrying(once, attempts=self.retries + 1, backoff_s=self.backoff_s, sleep=self._sleep,
+                            on_retry=warn)
+        except KowalskiError as err:
+            if not err.transient:
+                raise
+            raise KowalskiError(f"{err} (gave up after {self.retries + 1} attempts)", transient=True) from None
 
     def _require(self) -> Kowalski:
         if self._k is None:

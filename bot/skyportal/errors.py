@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+from bot.retry import TRANSIENT_HTTP_STATUSES as TRANSIENT_STATUSES  # noqa: F401  (the one table: bot/retry.py)
+from bot.retry import is_transient_status
 
 
 class SkyPortalError(Exception):
     """A non-success answer from SkyPortal (after any retries), or a transport failure.
 
     status: the HTTP status, or None when no response was received (timeout, connection error).
-    transient: True for timeouts/connection errors, 429 and 5xx (worth trying again later);
-    False for 4xx (a permanent refusal: fix the request, the token or the configuration).
+    transient: True for timeouts/connection errors and the statuses of `bot.retry.TRANSIENT_HTTP_STATUSES`
+    (worth trying again later; the transport retries exactly these); False otherwise (a permanent
+    refusal: fix the request, the token or the configuration).
     The message never contains the API token.
     """
 
@@ -29,7 +31,7 @@ class SkyPortalError(Exception):
         self.method = method
         self.path = path
         if transient is None:
-            transient = status is None or status in TRANSIENT_STATUSES or status >= 500
+            transient = is_transient_status(status)
         self.transient = bool(transient)
         self.data = data
         super().__init__(str(self))

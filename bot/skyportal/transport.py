@@ -9,7 +9,8 @@ The contract is ``shared/reference/skyportal-api.md`` (cited below as SP <sectio
 - Client-side token bucket (Fritz's nginx allows 5 r/s per token, SP 0.5).
 - Retries with exponential backoff only for idempotent calls (GET, PUT, POST /api/sources, POST
   comments and annotations, which the server dedupes or makes unique) on connection
-  errors/timeouts and 429/500/502/503/504, honouring ``Retry-After`` on 429/503.
+  errors/timeouts and the transient statuses of :mod:`bot.retry` (408/429/500/502/503/504),
+  honouring ``Retry-After`` on 429/503.
   ``POST /api/followup_request`` is never retried (SP 7.2): its outcome is reported instead.
 
 The endpoint methods are in :mod:`bot.skyportal.client`, whose ``SkyPortalClient`` holds a
@@ -29,6 +30,7 @@ from typing import Any, Self
 
 import requests
 
+from bot.retry import RETRY_AFTER_STATUSES, TRANSIENT_HTTP_STATUSES, retrying
 from bot.skyportal.errors import SkyPortalError
 
 __all__ = [
@@ -40,8 +42,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-RETRY_AFTER_STATUSES = frozenset({429, 503})
+# one table for both (bot/retry.py): a status is retried exactly when it is transient
+RETRY_STATUSES = TRANSIENT_HTTP_STATUSES
 
 # ------------------------------------------------------------------------------------------------
 # rate limiting
@@ -233,58 +235,40 @@ class Transport:
     ) -> Any:
         """Send with retries (if ``retry``) and return the envelope's ``data``; raise SkyPortalError."""
         attempts = 1 + (self.max_retries if retry else 0)
-        last_err: SkyPortalError | None = None
-        for attempt in range(attempts):
-            wait: float | None = None
+
+        def once() -> Any:
+            failure = None  # raised outside the except block: the token-bearing exception is not chained
             try:
                 r = self._send(method, path, params, body, self.timeout_s)
-            except (requests.Timeout, requests.ConnectionError) as exc:
-                last_err = SkyPortalError(
-                    None,
-                    self._redact(f"{type(exc).__name__}: {exc}"),
-                    method,
-                    path,
-                    transient=True,
-                )
             except requests.RequestException as exc:
-                raise SkyPortalError(
-                    None, self._redact(f"{type(exc).__name__}: {exc}"), method, path, transient=False
-                ) from None
-            else:
-                if r.status == 200 and r.envelope is not None and r.envelope.get("status") == "success":
-                    return self._scrub(r.envelope.get("data"))
-                if r.status == 200 and r.envelope is None:
-                    # a 200 that is not JSON: a proxy page, not SkyPortal
-                    last_err = SkyPortalError(
-                        200, self._error_text(r), method, path, transient=True
-                    )
-                else:
-                    msg = self._error_text(r)
-                    if r.status == 401:
-                        msg = f"the SkyPortal token was refused or lacks an ACL (HTTP 401): {msg}"
-                    err = SkyPortalError(
-                        r.status, msg, method, path, data=self._scrub(r.envelope)
-                    )
-                    if r.status not in RETRY_STATUSES:
-                        raise err
-                    last_err = err
-                    if r.status in RETRY_AFTER_STATUSES and r.retry_after is not None:
-                        wait = min(r.retry_after, self.max_retry_after_s)
-            if attempt + 1 >= attempts:
-                break
-            if wait is None:
-                wait = min(self.backoff_s * (2**attempt), self.max_backoff_s)
-            log.warning(
-                "SkyPortal %s %s failed (%s); retry %d/%d in %.1fs",
-                method, path, last_err.message if last_err else "?", attempt + 1, attempts - 1, wait,
-            )
-            if wait > 0:
-                self._sleep(wait)
-        assert last_err is not None
-        if retry and attempts > 1:
-            last_err.message = f"{last_err.message} (after {attempts} attempts)"
-            last_err.args = (str(last_err),)
-        raise last_err
+                failure = SkyPortalError(None, self._redact(f"{type(exc).__name__}: {exc}"), method, path,
+                                         transient=isinstance(exc, (requests.Timeout, requests.ConnectionError)))
+            if failure is not None:
+                raise failure
+            if r.status == 200 and r.envelope is not None and r.envelope.get("status") == "success":
+                return self._scrub(r.envelope.get("data"))
+            if r.status == 200 and r.envelope is None:  # a 200 that is not JSON: a proxy page, not SkyPortal
+                raise SkyPortalError(200, self._error_text(r), method, path, transient=True)
+            msg = self._error_text(r)
+            if r.status == 401:
+                msg = f"the SkyPortal token was refused or lacks an ACL (HTTP 401): {msg}"
+            err = SkyPortalError(r.status, msg, method, path, data=self._scrub(r.envelope))
+            if r.status in RETRY_AFTER_STATUSES and r.retry_after is not None:
+                err.retry_after = min(r.retry_after, self.max_retry_after_s)
+            raise err
+
+        def warn(err: BaseException, i: int, wait: float) -> None:
+            log.warning("SkyPortal %s %s failed (%s); retry %d/%d in %.1fs",
+                        method, path, getattr(err, "message", "?"), i + 1, attempts - 1, wait)
+
+        try:
+            return retrying(once, attempts=attempts, backoff_s=self.backoff_s, max_backoff_s=self.max_backoff_s,
+                            sleep=self._sleep, wait_hint=lambda e: getattr(e, "retry_after", None), on_retry=warn)
+        except SkyPortalError as err:
+            if err.transient and attempts > 1:
+                err.message = f"{err.message} (after {attempts} attempts)"
+                err.args = (str(err),)
+            raise
 
     def _get(self, path: str, params: Mapping | None = None) -> Any:
         return self._request("GET", path, params=params, retry=True)
