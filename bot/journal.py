@@ -23,12 +23,13 @@ from __future__ import annotations
 import json
 import operator
 import os
-import re
 import sqlite3
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from bot.redaction import scrub, scrub_text as _scrub_text  # noqa: F401  (journal.scrub stays importable)
 
 SCHEMA_VERSION = 1
 
@@ -117,37 +118,6 @@ SELECT a.id, a.decision_id, a.action, a.key, a.status, a.outcome, a.request, a.r
        a.attempts, a.time, a.finished, a.attempt, d.policy, d.objectId, d.candid, d.jd
 FROM actions a JOIN decisions d ON d.id = a.decision_id
 """
-
-# --- secrets --------------------------------------------------------------------------------------
-
-_SECRET_KEY = re.compile(r"token|authori[sz]ation|password|passwd|secret|api[-_]?key|cookie|credential", re.I)
-# "name=value" / "name: value" inside free text (URLs with ?token=..., headers dumped into an error)
-_SECRET_ASSIGN = re.compile(
-    r"""((?:token|authori[sz]ation|password|passwd|secret|api[-_]?key)[\w-]*["']?\s*[=:]\s*["']?)"""
-    r"""(?:(?:token|bearer|basic)\s+)?[^\s"'&,;}]+""",
-    re.I,
-)
-# "token 1a2b..." / "Bearer eyJ..." (how SkyPortal tokens appear in an Authorization header)
-_SECRET_SCHEME = re.compile(r"\b(token|bearer|basic)\s+(?=\S*\d)[A-Za-z0-9._~+/=-]{8,}", re.I)
-
-
-def _scrub_text(text: str) -> str:
-    text = _SECRET_ASSIGN.sub(r"\1***", text)
-    return _SECRET_SCHEME.sub(r"\1 ***", text)
-
-
-def scrub(obj: Any) -> Any:
-    """A copy of obj with the value of every key named like a secret (token, authorization,
-    password, secret, api key, cookie, credential; any case, any depth) replaced by "***", and
-    secrets inside free text (``token=...``, ``Authorization: token ...``) masked."""
-    if isinstance(obj, Mapping):
-        return {k: "***" if _SECRET_KEY.search(str(k)) else scrub(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [scrub(v) for v in obj]
-    if isinstance(obj, str):
-        return _scrub_text(obj)
-    return obj
-
 
 # --- conversions ----------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ import requests
 from penquins import Kowalski
 
 from bot.kowalski import queries as Q
+from bot.redaction import redact
 from bot.retry import retrying
 
 log = logging.getLogger(__name__)
@@ -120,11 +121,7 @@ class KowalskiClient:
         return f"KowalskiClient({self.url}, connected={self._k is not None})"
 
     def _scrub(self, text: Any) -> str:
-        text = str(text)
-        for secret in (self._token, self._password):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return redact(text, (self._token, self._password))
 
     def _count(self, n: int) -> None:
         with self._count_lock:

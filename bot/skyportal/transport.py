@@ -30,6 +30,7 @@ from typing import Any, Self
 
 import requests
 
+from bot.redaction import redact
 from bot.retry import RETRY_AFTER_STATUSES, TRANSIENT_HTTP_STATUSES, retrying
 from bot.skyportal.errors import SkyPortalError
 
@@ -158,11 +159,7 @@ class Transport:
         raise TypeError(f"{type(self).__name__} holds a secret token and cannot be pickled")
 
     def _redact(self, text: Any) -> str:
-        s = str(text)
-        tok = self.__token
-        if tok and tok in s:
-            s = s.replace(tok, "<redacted>")
-        return s
+        return redact(text, (self.__token,), "<redacted>")
 
     def _is_token(self, value: Any) -> bool:
         """Whether ``value`` is this transport's token (without ever exposing the token)."""
