@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_poll import NIGHT_JD  # noqa: E402
+from bench_poll import NIGHT_JD, served  # noqa: E402
 
 
 def ensure_models(cache: Path, env: dict) -> None:
@@ -38,45 +38,31 @@ def ensure_models(cache: Path, env: dict) -> None:
 
 
 def run(n_alerts: int, chunk: int, cache: Path, env: dict, batch: int | None = None) -> dict:
-    child = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "bench_poll.py"), "--serve", str(n_alerts),
-                              "--latency", "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                             cwd=str(REPO), env=env)
-    try:
-        line = child.stdout.readline().split()
-        if not line or line[0] != "READY":
-            raise RuntimeError("the Kowalski stand-in did not start")
-        port, token = int(line[1]), line[2]
-        with tempfile.TemporaryDirectory() as tmp:
-            cfg = Path(tmp) / "bench.yaml"
-            cfg.write_text(
-                "mode: dry-run\n"
-                f"kowalski: {{protocol: http, host: 127.0.0.1, port: {port}, token: {token}, chunk_alerts: {chunk},"
-                " timeout_s: 120.0, max_time_ms: 100000}\n"
-                "skyportal: {url: 'http://127.0.0.1:9', token: null}\n"
-                f"state: {{path: {tmp}/journal.sqlite}}\n"
-                f"models: {{cache_dir: {cache}, backend: onnx"
-                + (f", batch_size: {batch}" if batch else "") + "}\n")
-            t0 = time.perf_counter()
-            out_path, err_path = Path(tmp) / "out.txt", Path(tmp) / "err.txt"
-            with open(out_path, "w") as fo, open(err_path, "w") as fe:
-                bot = subprocess.Popen([sys.executable, "-m", "bot", "run", "--once", "--config", str(cfg),
-                                        "--since", str(NIGHT_JD - 0.1), "--until", str(NIGHT_JD + 1.0)],
-                                       env=env, stdout=fo, stderr=fe)
-                _, status, usage = os.wait4(bot.pid, 0)  # this child's own peak RSS
-                bot.returncode = os.waitstatus_to_exitcode(status)
-            seconds = time.perf_counter() - t0
-            out, err = out_path.read_text(), err_path.read_text()
-        if bot.returncode != 0:
-            raise RuntimeError(f"run --once failed ({bot.returncode}): {err[-2000:]}")
-        summary = next((ln for ln in out.splitlines() if ln.startswith("window")), "")
-        return {"alerts": n_alerts, "chunk": chunk, "peak_mb": usage.ru_maxrss / 1024, "seconds": seconds,
-                "summary": summary}
-    finally:
-        child.stdin.close()
-        try:
-            child.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            child.kill()
+    with served(n_alerts, 0.0, env) as (port, token, _), tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "bench.yaml"
+        cfg.write_text(
+            "mode: dry-run\n"
+            f"kowalski: {{protocol: http, host: 127.0.0.1, port: {port}, token: {token}, chunk_alerts: {chunk},"
+            " timeout_s: 120.0, max_time_ms: 100000}\n"
+            "skyportal: {url: 'http://127.0.0.1:9', token: null}\n"
+            f"state: {{path: {tmp}/journal.sqlite}}\n"
+            f"models: {{cache_dir: {cache}, backend: onnx"
+            + (f", batch_size: {batch}" if batch else "") + "}\n")
+        t0 = time.perf_counter()
+        out_path, err_path = Path(tmp) / "out.txt", Path(tmp) / "err.txt"
+        with open(out_path, "w") as fo, open(err_path, "w") as fe:
+            bot = subprocess.Popen([sys.executable, "-m", "bot", "run", "--once", "--config", str(cfg),
+                                    "--since", str(NIGHT_JD - 0.1), "--until", str(NIGHT_JD + 1.0)],
+                                   env=env, stdout=fo, stderr=fe)
+            _, status, usage = os.wait4(bot.pid, 0)  # this child's own peak RSS
+            bot.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - t0
+        out, err = out_path.read_text(), err_path.read_text()
+    if bot.returncode != 0:
+        raise RuntimeError(f"run --once failed ({bot.returncode}): {err[-2000:]}")
+    summary = next((ln for ln in out.splitlines() if ln.startswith("window")), "")
+    return {"alerts": n_alerts, "chunk": chunk, "peak_mb": usage.ru_maxrss / 1024, "seconds": seconds,
+            "summary": summary}
 
 
 def main(argv=None) -> int:

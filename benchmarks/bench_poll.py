@@ -15,11 +15,13 @@ Target (2,000 alerts, 2-core machine): < 40 requests and < 10 s.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import string
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -110,23 +112,33 @@ def serve(n_alerts: int, latency_s: float) -> None:
     sim.stop()
 
 
-def run(n_alerts: int, latency_s: float) -> dict:
-    from bot.kowalski.client import KowalskiClient
-    import tempfile
-
-    from bot.journal import Journal
-    from bot.kowalski.poller import Poller
-
-    child = subprocess.Popen([sys.executable, __file__, "--serve", str(n_alerts), "--latency", str(latency_s)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=str(REPO))
+@contextlib.contextmanager
+def served(n_alerts: int, latency_s: float, env: dict | None = None):
+    """The stand-in serving a synthesized night in a child process: yields (port, token, n_objects)."""
+    child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", str(n_alerts), "--latency",
+                              str(latency_s)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             cwd=str(REPO), env=env)
     try:
         line = child.stdout.readline().split()
         if not line or line[0] != "READY":
             raise RuntimeError("the Kowalski stand-in did not start")
-        port, token, n_objects = int(line[1]), line[2], int(line[3])
+        yield int(line[1]), line[2], int(line[3])
+    finally:
+        child.stdin.close()
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def run(n_alerts: int, latency_s: float) -> dict:
+    from bot.journal import Journal
+    from bot.kowalski.client import KowalskiClient
+    from bot.kowalski.poller import Poller
+
+    with served(n_alerts, latency_s) as (port, token, n_objects), tempfile.TemporaryDirectory() as tmp:
         client = KowalskiClient(protocol="http", host="127.0.0.1", port=port, token=token).connect()
-        tmp = tempfile.TemporaryDirectory()
-        poller = Poller(client, Journal(Path(tmp.name) / "journal.sqlite"))  # one chunk: the whole window
+        poller = Poller(client, Journal(Path(tmp) / "journal.sqlite"))  # one chunk: the whole window
         t0, r0 = time.perf_counter(), client.requests
         batch = poller.poll(since_jd=NIGHT_JD - 0.1, until_jd=NIGHT_JD + 1.0)
         seconds, requests = time.perf_counter() - t0, client.requests - r0
@@ -136,15 +148,8 @@ def run(n_alerts: int, latency_s: float) -> dict:
         n_hist = sum(len(h) for h in batch.histories.values())
         client.close()
         poller.state.close()
-        tmp.cleanup()
         return {"alerts": n_alerts, "objects": n_objects, "requests": requests, "seconds": seconds,
                 "pages": batch.n_pages, "history_entries": n_hist}
-    finally:
-        child.stdin.close()
-        try:
-            child.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            child.kill()
 
 
 def main(argv=None) -> int:
