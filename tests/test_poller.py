@@ -10,10 +10,9 @@ import pytest
 
 from bot.kowalski import queries as Q
 from bot.kowalski.client import KowalskiClient, KowalskiError
-from bot.kowalski.poller import Poller
+from bot.kowalski.poller import MemoryPollState, Poller
 from bot.sim.clock import SimClock
 from bot.sim.kowalski import KowalskiSim
-from poll_state import MemoryPollState
 
 ALERT_DIR = Path(__file__).resolve().parents[2] / "shared" / "alerts" / "ztf"
 CUTOUTS = ("cutoutScience", "cutoutTemplate", "cutoutDifference")

@@ -48,6 +48,26 @@ class PollState(Protocol):
     def set_state(self, key: str, value: str) -> None: ...
 
 
+class MemoryPollState:
+    """An in-memory `PollState`: a poll that keeps nothing (`btsbot backtest --kowalski`, tests)."""
+
+    def __init__(self) -> None:
+        self.handled: set[int] = set()
+        self.values: dict[str, str] = {}
+
+    def known_candids(self, candids: Iterable[int]) -> set[int]:
+        return {int(c) for c in candids if int(c) in self.handled}
+
+    def get_state(self, key: str) -> str | None:
+        return self.values.get(key)
+
+    def set_state(self, key: str, value: str) -> None:
+        self.values[key] = str(value)
+
+    def mark_handled(self, candids: Iterable[int]) -> None:
+        self.handled.update(int(c) for c in candids)
+
+
 @dataclass
 class PollBatch:
     """The result of one poll (see module docstring)."""
