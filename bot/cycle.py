@@ -119,7 +119,7 @@ def _plan(rt: Runtime, rows: list[dict], report: CycleReport) -> list[str]:
         history = rt.journal.alerts_for_object(oid, mv)
         by_candid = {a["candid"]: a for a in history}
         for policy in rt.policies:
-            if rt.journal.get_decision(policy.name, oid):
+            if rt.actor.decided(policy.name, oid):  # a live bot does not count a dry-run's decision
                 continue
             decision = evaluate(policy, history)
             if decision is not None:

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from bot.redaction import scrub, scrub_text as _scrub_text  # noqa: F401  (journal.scrub stays importable)
 
 SCHEMA_VERSION = 1
+MODES = ("dry-run", "live")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -115,7 +116,7 @@ ON CONFLICT (candid, model_version) DO UPDATE SET
 
 _ACTION_SELECT = """
 SELECT a.id, a.decision_id, a.action, a.key, a.status, a.outcome, a.request, a.response, a.error,
-       a.attempts, a.time, a.finished, a.attempt, d.policy, d.objectId, d.candid, d.jd
+       a.attempts, a.time, a.finished, a.attempt, a.mode, d.policy, d.objectId, d.candid, d.jd
 FROM actions a JOIN decisions d ON d.id = a.decision_id
 """
 
@@ -170,8 +171,11 @@ class Journal:
     """The bot's SQLite journal. ``Journal(path)`` with a file path or ":memory:"."""
 
     def __init__(self, path: str | os.PathLike, *, synchronous: str = "FULL", timeout: float = 30.0,
-                 clock: Callable[[], str] | None = None):
+                 clock: Callable[[], str] | None = None, mode: str | None = None):
+        if mode not in (None, *MODES):
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.path = str(path)
+        self.mode = mode  # the bot's mode: what it records, and whose unfinished actions it lists (None: all)
         self._now = clock or _utcnow
         self._lock = threading.RLock()
         self._depth = 0  # transaction nesting depth (guarded by _lock)
@@ -204,15 +208,26 @@ class Journal:
             self._ensure_column("actions", "attempt", "TEXT")  # JSON: what was being sent, journaled just before
             for column, decl in _ALERT_COLUMNS.items():
                 self._ensure_column("alerts", column, decl)
+            if self._ensure_column("actions", "mode", "TEXT"):  # 'dry-run' | 'live': the mode that planned it
+                c.execute("UPDATE actions SET mode = CASE WHEN outcome = 'dry-run' THEN 'dry-run' ELSE 'live' END "
+                          "WHERE status = 'done'")  # an old pending action: NULL, taken by whichever mode runs
+            if self._ensure_column("decisions", "mode", "TEXT"):  # the mode of the run that made it
+                c.execute("UPDATE decisions SET mode = CASE WHEN EXISTS (SELECT 1 FROM actions a WHERE "
+                          "a.decision_id = decisions.id AND a.mode = 'live') THEN 'live' WHEN EXISTS (SELECT 1 "
+                          "FROM actions a WHERE a.decision_id = decisions.id AND a.mode = 'dry-run') THEN "
+                          "'dry-run' END")
             # future migrations: `if version < 2: ...` here, then record the new version
             if version is None or version < SCHEMA_VERSION:
                 c.execute("INSERT INTO schema_version VALUES (?, ?)", (SCHEMA_VERSION, self._now()))
 
-    def _ensure_column(self, table: str, column: str, decl: str) -> None:
-        """Add `column` to `table` unless it is there (old journals gain it, new ones get it once)."""
+    def _ensure_column(self, table: str, column: str, decl: str) -> bool:
+        """Add `column` to `table` unless it is there (old journals gain it, new ones get it once);
+        True when it was added (the caller may then fill it for the existing rows)."""
         have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
         if column not in have:
             self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            return True
+        return False
 
     @property
     def schema_version(self) -> int:
@@ -359,22 +374,50 @@ class Journal:
     # -- decisions ---------------------------------------------------------------------------------
 
     def record_decision(self, policy: str, object_id: str, candid: Any, jd: float | None,
-                        evidence: Mapping[str, Any] | None = None) -> tuple[int, bool]:
-        """Record that `policy` fired for `object_id`; once per (policy, objectId).
+                        evidence: Mapping[str, Any] | None = None, *, mode: str | None = None) -> tuple[int, bool]:
+        """Record that `policy` fired for `object_id`; once per (policy, objectId) and mode.
 
         Returns (decision_id, created); a repeated call returns the existing id with created=False
-        and leaves the first decision untouched.
+        and leaves the first decision untouched. A live decision for a source that only a dry-run
+        decided takes that decision over (shadow -> live): the row becomes live with the new alert and
+        evidence, and the dry-run's actions are kept under keys prefixed "dry-run:" so that the live
+        actions are planned afresh.
         """
+        mode = mode or self.mode or "live"
         with self.transaction():
             cur = self._conn.execute(
-                "INSERT INTO decisions (policy, objectId, candid, jd, evidence, time) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (policy, objectId) DO NOTHING",
+                "INSERT INTO decisions (policy, objectId, candid, jd, evidence, time, mode) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (policy, objectId) DO NOTHING",
                 (policy, object_id, None if candid is None else _int(candid), _float(jd),
-                 _dumps(scrub(evidence)), self._now()))
+                 _dumps(scrub(evidence)), self._now(), mode))
             created = cur.rowcount == 1
-            did = self._conn.execute("SELECT id FROM decisions WHERE policy = ? AND objectId = ?",
-                                     (policy, object_id)).fetchone()[0]
+            did, old_mode = self._conn.execute("SELECT id, mode FROM decisions WHERE policy = ? AND objectId = ?",
+                                               (policy, object_id)).fetchone()
+            if not created and mode == "live" and old_mode == "dry-run":
+                self._conn.execute("UPDATE decisions SET mode = 'live', candid = ?, jd = ?, evidence = ?, time = ? "
+                                   "WHERE id = ?", (None if candid is None else _int(candid), _float(jd),
+                                                    _dumps(scrub(evidence)), self._now(), did))
+                self._conn.execute("UPDATE actions SET key = 'dry-run:' || key WHERE decision_id = ? AND "
+                                   "(mode = 'dry-run' OR mode IS NULL)", (did,))
+                created = True
         return did, created
+
+    def decided(self, policy: str, object_id: str, mode: str | None = None) -> bool:
+        """Whether `policy` already decided `object_id` for a bot in `mode`: a live bot never counts a
+        dry-run decision as done (it acts on the source at its next alert)."""
+        d = self.get_decision(policy, object_id)
+        if d is None:
+            return False
+        return not ((mode or self.mode) == "live" and d.get("mode") == "dry-run")
+
+    def mode_summary(self) -> dict:
+        """Decisions and actions per mode, for the start banner: {"decisions": {mode: n}, "actions": {mode: n},
+        "dry_run_only_sources": n} (sources decided only by dry-run, which a live bot acts on at their next alert)."""
+        with self._snapshot():
+            dec = dict(self._conn.execute("SELECT coalesce(mode, 'unknown'), count(*) FROM decisions GROUP BY 1"))
+            act = dict(self._conn.execute("SELECT coalesce(mode, 'unknown'), count(*) FROM actions GROUP BY 1"))
+            only = self._conn.execute("SELECT count(DISTINCT objectId) FROM decisions WHERE mode = 'dry-run'").fetchone()[0]
+        return {"decisions": dec, "actions": act, "dry_run_only_sources": only}
 
     def get_decision(self, policy: str, object_id: str) -> dict | None:
         rows = self._read("SELECT * FROM decisions WHERE policy = ? AND objectId = ?", (policy, object_id))
@@ -393,7 +436,7 @@ class Journal:
     # -- actions -----------------------------------------------------------------------------------
 
     def start_action(self, decision_id: int, action: str, request: Mapping[str, Any] | None,
-                     key: str | None = None) -> int:
+                     key: str | None = None, *, mode: str | None = None) -> int:
         """Journal an action as "pending" BEFORE sending it; returns its id.
 
         Idempotent on (decision_id, action, key), key=None included: if that action exists, its
@@ -402,9 +445,9 @@ class Journal:
         k = "" if key is None else str(key)
         with self.transaction():
             self._conn.execute(
-                "INSERT INTO actions (decision_id, action, key, status, request, time) "
-                "VALUES (?, ?, ?, 'pending', ?, ?) ON CONFLICT (decision_id, action, key) DO NOTHING",
-                (decision_id, action, k, _dumps(scrub(request)), self._now()))
+                "INSERT INTO actions (decision_id, action, key, status, request, time, mode) "
+                "VALUES (?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT (decision_id, action, key) DO NOTHING",
+                (decision_id, action, k, _dumps(scrub(request)), self._now(), mode or self.mode or "live"))
             return self._conn.execute(
                 "SELECT id FROM actions WHERE decision_id = ? AND action = ? AND key = ?",
                 (decision_id, action, k)).fetchone()[0]
@@ -446,9 +489,16 @@ class Journal:
         with self.transaction():
             self._conn.execute("UPDATE actions SET attempt = NULL WHERE id = ?", (action_id,))
 
-    def unfinished_actions(self) -> list[dict]:
-        """Actions journaled as pending but never finished (in flight when the bot stopped)."""
-        return [self._action(r) for r in self._read(_ACTION_SELECT + " WHERE a.status = 'pending' ORDER BY a.id")]
+    def unfinished_actions(self, mode: str | None = None) -> list[dict]:
+        """Actions journaled as pending but never finished (in flight when the bot stopped), of `mode`
+        (default: the journal's mode; a live bot never runs what a dry-run planned; None: all)."""
+        mode = mode or self.mode
+        if mode is None:
+            rows = self._read(_ACTION_SELECT + " WHERE a.status = 'pending' ORDER BY a.id")
+        else:
+            rows = self._read(_ACTION_SELECT + " WHERE a.status = 'pending' AND (a.mode = ? OR a.mode IS NULL) "
+                              "ORDER BY a.id", (mode,))
+        return [self._action(r) for r in rows]
 
     def actions_for(self, decision_id: int) -> list[dict]:
         return [self._action(r) for r in self._read(_ACTION_SELECT + " WHERE a.decision_id = ? ORDER BY a.id",
@@ -507,7 +557,7 @@ class Journal:
     def _entry(self, kind: str, row: sqlite3.Row) -> dict:
         e = dict.fromkeys(("kind", "id", "time", "objectId", "candid", "jd", "policy", "action", "key",
                            "outcome", "score", "model_version", "status", "request", "response",
-                           "error", "evidence", "decision_id", "finished", "extra"))
+                           "error", "evidence", "decision_id", "finished", "extra", "mode"))
         if kind == "alerts":
             e.update(self._alert(row))
         elif kind == "decisions":

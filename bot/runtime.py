@@ -127,7 +127,7 @@ def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None
             closers.append(skyportal.close)
         hooks = webhooks(cfg, policies)
         closers.extend(h.close for h in hooks.values())
-        journal = Journal(cfg.journal_path)
+        journal = Journal(cfg.journal_path, mode=cfg.mode)
         closers.append(journal.close)
         scorer = scorer or build_scorer(cfg)
         if any(p.model_version != scorer.model_version for p in policies):  # not the manifest's model
@@ -142,4 +142,18 @@ def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None
                     programids=k.programids, chunk_alerts=k.chunk_alerts, now_jd=now_jd)
     actor = Actor(journal, policies, {"skyportal": skyportal, **hooks}, mode=cfg.mode, links={"skyportal": cfg.skyportal.url},
                   **({"now": now} if now else {}))
+    log.info(start_banner(cfg.mode, journal.mode_summary()))
     return Runtime(cfg, journal, poller, scorer, actor, kowalski, skyportal, policies, closers)
+
+
+def start_banner(mode: str, summary: dict) -> str:
+    """Which mode runs and, on a journal with dry-run history, what live does with it."""
+    line = ("mode live: acting on Fritz" if mode == "live" else
+            "mode dry-run: journaling every action it would take, sending no write to Fritz")
+    dry = summary["decisions"].get("dry-run", 0)
+    if dry and mode == "live":
+        line += (f"; the journal holds {dry} dry-run decision(s) on {summary['dry_run_only_sources']} source(s): "
+                 "none counts as done -- live acts on each source at its next alert if its policy still holds")
+    elif dry:
+        line += f"; the journal holds {dry} dry-run decision(s) from earlier runs"
+    return line

@@ -369,3 +369,25 @@ def test_extra_json_and_numpy(j):
     assert row["extra"] == {"ra": 10.5, "fid": 2, "arr": [0, 1]}
     assert row["drb"] == pytest.approx(0.99)
     json.dumps(row)  # rows are plain JSON-able dicts
+
+
+def test_modes_are_recorded_and_old_rows_migrated(path):
+    with Journal(path) as j:
+        did, _ = j.record_decision("p", "ZTF1", 1, 2460000.5, {}, mode="dry-run")
+        j.finish_action(j.start_action(did, "save", {}, mode="dry-run"), "dry-run")
+        live, _ = j.record_decision("q", "ZTF1", 1, 2460000.5, {}, mode="live")
+        j.finish_action(j.start_action(live, "save", {}, mode="live"), "saved")
+        pending = j.start_action(live, "comment", {}, mode="live")
+        for table in ("actions", "decisions"):  # a journal written before modes were recorded
+            j._conn.execute(f"ALTER TABLE {table} DROP COLUMN mode")
+    with Journal(path, mode="live") as j:
+        assert j.get_decision("p", "ZTF1")["mode"] == "dry-run" and j.get_decision("q", "ZTF1")["mode"] == "live"
+        assert [a["mode"] for a in j.actions_for(did)] == ["dry-run"]
+        assert [(a["id"], a["mode"]) for a in j.unfinished_actions()] == [(pending, None)]
+        assert not j.decided("p", "ZTF1") and j.decided("p", "ZTF1", "dry-run") and j.decided("q", "ZTF1")
+        assert j.mode_summary()["decisions"] == {"dry-run": 1, "live": 1}
+        # live takes the dry-run decision over; its dry-run action is kept aside
+        assert j.record_decision("p", "ZTF1", 2, 2460001.5, {"n": 2}) == (did, True)
+        assert j.decided("p", "ZTF1") and j.get_decision("p", "ZTF1")["candid"] == 2
+        assert [a["key"] for a in j.actions_for(did)] == ["dry-run:"]
+        assert j.start_action(did, "save", {}) != j.actions_for(did)[0]["id"]

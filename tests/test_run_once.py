@@ -139,3 +139,36 @@ def test_bad_alerts_from_kowalski_are_journaled_and_lose_nothing(capsys, skyport
     assert rows[sn[2]["candid"]]["status"] == "unscorable: cutoutTemplate: stamp is not gzip data"
     assert rows[sn[3]["candid"]]["status"] == "unscorable: candidate.sgscore1 is null"
     assert rows[sn[2]["candid"]]["score"] is None and rows[sn[1]["candid"]]["score"] > 0.5
+
+
+def test_shadow_then_live_acts_once_on_sn_2023tyk(capsys, caplog, example_kowalski, skyportal, write_config,
+                                                   example_packets):
+    """Dry-run first (the SN is selected in shadow), then live on the same journal: the live run saves and
+    requests SEDM for SN 2023tyk exactly once, at the SN's next alert."""
+    import logging
+
+    from bot.journal import Journal
+
+    sn = sorted(p["candidate"]["jd"] for p in example_packets if p["objectId"] == SN)
+    cut = str((sn[1] + sn[2]) / 2)  # after the decision (2nd alert), before the SN's 3rd alert
+    dry = write_config(example_kowalski, skyportal, mode="dry-run")
+    assert main(["run", "--once", "--config", str(dry), "--since", str(EXAMPLE_SINCE), "--until", cut]) == 0
+    assert skyportal.writes() == []
+    live = write_config(example_kowalski, skyportal, name="live.yaml")  # same journal.sqlite
+    with caplog.at_level(logging.INFO, logger="bot.runtime"):
+        assert main(["run", "--once", "--config", str(live), "--since", cut, "--until", str(EXAMPLE_UNTIL)]) == 0
+    banner = [r.getMessage() for r in caplog.records if r.getMessage().startswith("mode live")]
+    assert banner and "2 dry-run decision(s) on 1 source(s)" in banner[0]
+    paths = [(w["method"], w["path"]) for w in skyportal.writes()]
+    assert paths.count(("POST", "/api/sources")) == 1 and paths.count(("POST", "/api/followup_request")) == 1
+    assert len(sp_get(skyportal, "/api/followup_request", sourceID=SN)["followup_requests"]) == 1
+    with Journal(live.parent / "journal.sqlite") as journal:
+        modes = journal.mode_summary()
+        d = journal.get_decision("bts_p2", SN)
+        assert d["mode"] == "live" and journal.unfinished_actions() == []
+        outcomes = {(a["key"], a["outcome"]) for a in journal.actions_for(d["id"])}
+    assert ("followup", "posted") in outcomes and ("dry-run:followup", "dry-run") in outcomes  # both kept
+    assert modes["decisions"] == {"live": 2}
+    n = len(skyportal.writes())
+    assert main(["run", "--once", "--config", str(live), "--since", cut, "--until", str(EXAMPLE_UNTIL)]) == 0
+    assert len(skyportal.writes()) == n  # live never acts twice

@@ -23,7 +23,8 @@ class Annotation(ActionKind):
     order = 3
 
     def plan_source(self, ctx: Context, object_id: str):
-        decisions = [d for d in (ctx.journal.get_decision(p, object_id) for p in ctx.policies) if d]
+        decisions = [ctx.journal.get_decision(p, object_id) for p in ctx.policies
+                     if ctx.journal.decided(p, object_id, ctx.mode)]
         annotate = [d for d in decisions if self.enabled(ctx.policies[d["policy"]])]
         if not annotate:
             return None

@@ -47,8 +47,10 @@ class Context:
         return svc
 
     def main_action(self, action: Mapping, about: str) -> dict:
-        """The action `about` ("save", "followup") of the same decision as `action` ({} if none)."""
-        return next((x for x in self.journal.actions_for(action["decision_id"]) if x["action"] == about), {})
+        """The action `about` ("save", "followup") of the same decision and mode as `action` ({} if none)."""
+        mode = action.get("mode")
+        return next((x for x in self.journal.actions_for(action["decision_id"]) if x["action"] == about
+                     and (mode is None or x.get("mode") in (mode, None))), {})
 
 
 class ActionKind:

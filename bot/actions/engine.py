@@ -84,13 +84,17 @@ class Actor:
         """Journal a decision and its pending actions (idempotent); returns the action ids."""
         policy = self.policies[decision.policy]
         did, _ = self.journal.record_decision(decision.policy, decision.objectId, decision.candid, decision.jd,
-                                              decision.evidence)
+                                              decision.evidence, mode=self.mode)
         ids = []
         for kind in self.kinds.values():
             if kind.enabled(policy):
                 for key, request in kind.plan(self.ctx, policy, decision, alert):
-                    ids.append(self.journal.start_action(did, kind.name, request, key=key))
+                    ids.append(self.journal.start_action(did, kind.name, request, key=key, mode=self.mode))
         return ids
+
+    def decided(self, policy: str, object_id: str) -> bool:
+        """Whether `policy` already decided `object_id` for this bot's mode (live never counts a dry-run)."""
+        return self.journal.decided(policy, object_id, self.mode)
 
     def plan_source(self, object_id: str) -> list[int]:
         """Journal the per-source actions (the annotation) of a source some policy acted on, if changed."""
@@ -99,7 +103,7 @@ class Actor:
             planned = kind.plan_source(self.ctx, object_id)
             if planned is not None:
                 did, key, request = planned
-                ids.append(self.journal.start_action(did, kind.name, request, key=key))
+                ids.append(self.journal.start_action(did, kind.name, request, key=key, mode=self.mode))
         return ids
 
     def plan_annotation(self, object_id: str) -> int | None:
@@ -114,7 +118,7 @@ class Actor:
     def run_pending(self, stop: threading.Event | None = None) -> list[ActionReport]:
         """Run every pending action; with `stop` set, the actions not yet started stay pending."""
         reports = []
-        for action in sorted(self.journal.unfinished_actions(), key=self._sort_key):
+        for action in sorted(self.journal.unfinished_actions(self.mode), key=self._sort_key):
             if stop is not None and stop.is_set():
                 break
             reports.append(self._run(action))
