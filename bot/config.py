@@ -8,9 +8,10 @@ leaves them null, and are never printed (`SecretStr`).
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -93,6 +94,24 @@ class ModelsConfig(_Strict):
 
 class ScheduleConfig(_Strict):
     interval_minutes: float = Field(5.0, gt=0)
+    # [start, end): cycles run only while start <= UTC hour < end (end < start wraps past midnight)
+    hours_utc: tuple[int, int] | None = None
+
+    @field_validator("hours_utc")
+    @classmethod
+    def _hours(cls, hours):
+        if hours is not None and (not all(0 <= h <= 24 for h in hours) or hours[0] == hours[1]):
+            raise ValueError("hours_utc must be [start, end] with 0 <= hour <= 24 and start != end, e.g. [2, 14]")
+        return hours
+
+
+class MetricsConfig(_Strict):
+    port: int | None = Field(None, ge=0, le=65535)  # null: no metrics server
+    host: str = "127.0.0.1"
+
+
+class HealthConfig(_Strict):
+    max_failed_cycles: int = Field(3, ge=1)
 
 
 # Each action kind holds its config model (bot/actions/<kind>.py); `policies[].actions` has one key per
@@ -119,6 +138,8 @@ class Config(_Strict):
     state: StateConfig = StateConfig()
     models: ModelsConfig = ModelsConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    health: HealthConfig = HealthConfig()
     policies: list[PolicyConfig] = []
     # where relative paths (state.path) are resolved; set by load_config, not a YAML key
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
@@ -171,11 +192,43 @@ def defaults_path() -> Path:
     return _REPO_DEFAULTS if _REPO_DEFAULTS.is_file() else _PACKAGED_DEFAULTS
 
 
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model that holds the last key of `loc` (list indices skipped)."""
+    model: Any = Config
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return None
+        model = _inner_model(field.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _unknown_key(loc: tuple) -> str:
+    model = _model_at(loc)
+    if model is None:
+        return "unknown key"
+    valid = [k for k in model.model_fields if k != "base_dir"]
+    close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.6)
+    return f"unknown key (did you mean {close[0]!r}?)" if close else f"unknown key (valid: {', '.join(valid)})"
+
+
 def _describe(exc: ValidationError, source: str) -> str:
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = _unknown_key(err["loc"]) if err["type"] == "extra_forbidden" else err["msg"]
         lines.append(f"  {key}: {msg}")
     return f"invalid config {source}:\n" + "\n".join(lines)
 

@@ -1,57 +1,150 @@
 """The daemon: APScheduler runs `run_cycle` every `schedule.interval_minutes`; nothing else lives here.
 
-One cycle at a time (max_instances=1, missed runs coalesced). A cycle that fails (Kowalski down, Fritz
-errors, a bug on one bad alert) is logged and the next one runs on schedule: nothing was committed by
-the failed one, so the next poll picks its alerts up again. SIGTERM/SIGINT stop it between cycles.
+One cycle at a time (max_instances=1, missed runs coalesced), only within `schedule.hours_utc` if set.
+A cycle that fails (Kowalski down, Fritz errors, a bug on one bad alert) is one log line ("cycle failed:
+...; next try at HH:MM UTC"; the traceback with -v) and the next one runs on schedule: nothing was
+committed by the failed one, so the next poll picks its alerts up again. `--since` starts the first
+cycle's window there (a backfill); later cycles continue from the committed cursor.
+
+SIGTERM/SIGINT set the stop event: the running cycle finishes the request in flight, journals its
+outcome and leaves the rest pending for the next start; the process exits 0 within `grace_s`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
+import time
+from datetime import datetime, timedelta, timezone
 
 from bot.config import Config
 from bot.cycle import run_cycle
+from bot.logs import SUMMARY_LOGGER, verbose
 from bot.runtime import Runtime, open_runtime
 
 log = logging.getLogger(__name__)
+summary_log = logging.getLogger(SUMMARY_LOGGER)
+GRACE_S = 8.0  # after a stop signal: how long the cycle in flight may take to wind down
 
 
-def safe_cycle(rt: Runtime) -> bool:
-    """One cycle whose failure is logged, never raised: the daemon must outlive a bad cycle."""
-    try:
-        report = run_cycle(rt)
-    except Exception:
-        log.exception("cycle failed; nothing of it was committed, the next cycle retries")
-        return False
-    for line in report.lines():
-        log.info(line)
-    return True
+def describe_failure(exc: BaseException) -> str:
+    """One line for a failed cycle: the error's own message (they name the service, URL and key)."""
+    text = str(exc).strip() or type(exc).__name__
+    from bot.kowalski.client import KowalskiError
+    from bot.skyportal.errors import SkyPortalError
+
+    if isinstance(exc, (KowalskiError, SkyPortalError)):
+        return text
+    return f"{type(exc).__name__}: {text}"
 
 
-def run_daemon(cfg: Config, rt: Runtime | None = None, stop: threading.Event | None = None) -> int:
-    from apscheduler.schedulers.background import BackgroundScheduler
+def in_hours(now: datetime, hours: tuple[int, int] | None) -> bool:
+    """Whether `now` (UTC) is inside [start, end) hours; end < start wraps past midnight."""
+    if hours is None:
+        return True
+    start, end = hours
+    h = now.hour + now.minute / 60 + now.second / 3600
+    return start <= h < end if start < end else (h >= start or h < end)
 
-    rt = rt or open_runtime(cfg)
-    stop = stop or threading.Event()
+
+def next_run(now: datetime, interval_minutes: float, hours: tuple[int, int] | None) -> datetime:
+    """When the next cycle runs: now + the interval, moved to the start of the hours window if outside it."""
+    t = now + timedelta(minutes=interval_minutes)
+    if in_hours(t, hours):
+        return t
+    start = t.replace(hour=hours[0] % 24, minute=0, second=0, microsecond=0)
+    return start if start > t else start + timedelta(days=1)
+
+
+class CycleJob:
+    """What APScheduler calls: one cycle, logged as one line, counted in the metrics."""
+
+    def __init__(self, rt: Runtime, stop: threading.Event, metrics=None, since_jd: float | None = None,
+                 now=lambda: datetime.now(timezone.utc)):
+        self.rt, self.stop, self.metrics, self.since_jd, self.now = rt, stop, metrics, since_jd, now
+        self.idle = threading.Event()
+        self.idle.set()
+        self.failed_in_a_row = 0
+
+    def __call__(self) -> bool | None:
+        sched = self.rt.config.schedule
+        if self.stop.is_set():
+            return None
+        if not in_hours(self.now(), sched.hours_utc):
+            log.debug("outside schedule.hours_utc %s: no cycle", sched.hours_utc)
+            return None
+        self.idle.clear()
+        t0 = time.perf_counter()
+        try:
+            report = run_cycle(self.rt, since_jd=self.since_jd, stop=self.stop)
+        except Exception as exc:
+            self.failed_in_a_row += 1
+            if self.metrics:
+                self.metrics.cycle_failed(time.perf_counter() - t0)
+            nxt = next_run(self.now(), sched.interval_minutes, sched.hours_utc)
+            log.error("cycle failed: %s; next try at %s UTC", describe_failure(exc), f"{nxt:%H:%M}",
+                      exc_info=verbose())
+            return False
+        finally:
+            self.idle.set()
+        self.since_jd, self.failed_in_a_row = None, 0  # a backfill's start is used until a cycle succeeds
+        summary_log.info(report.summary())
+        if self.metrics:
+            self.metrics.cycle_ok(report, pending=len(self.rt.journal.unfinished_actions()))
+        return True
+
+
+def install_stop_handlers(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT set `stop` (main thread only; elsewhere the caller sets it)."""
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+
+
+def run_daemon(cfg: Config, rt: Runtime | None = None, stop: threading.Event | None = None, *,
+               since_jd: float | None = None, grace_s: float = GRACE_S, hard_exit: bool = False) -> int:
+    """Run cycles until `stop` is set (by SIGTERM/SIGINT); returns 0.
+
+    `hard_exit` (the command line): if the cycle in flight has not wound down within `grace_s` of the
+    stop (a request hanging until its timeout), exit the process at once; its action stays pending.
+    """
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from bot.metrics import Metrics, MetricsServer
+
+    stop = stop or (rt.stop if rt else threading.Event())
+    install_stop_handlers(stop)
+    rt = rt or open_runtime(cfg, stop=stop)
+    if rt.stop is not stop:  # an injected runtime: its transports' back-offs must wake on this stop too
+        threading.Thread(target=lambda: (stop.wait(), rt.stop.set()), daemon=True).start()
+    metrics = Metrics(cfg.mode, cfg.health.max_failed_cycles)
+    metrics.set_pending(len(rt.journal.unfinished_actions()))
+    server = MetricsServer(metrics, cfg.metrics.host, cfg.metrics.port).start() if cfg.metrics.port is not None else None
+    job = CycleJob(rt, stop, metrics, since_jd)
     scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(safe_cycle, "interval", args=[rt], minutes=cfg.schedule.interval_minutes,
-                      max_instances=1, coalesce=True, next_run_time=_now(), id="cycle")
+    scheduler.add_job(job, "interval", minutes=cfg.schedule.interval_minutes, max_instances=1, coalesce=True,
+                      next_run_time=datetime.now(timezone.utc), id="cycle")
     scheduler.start()
-    log.warning("btsbot %s: polling every %g min (Ctrl-C or SIGTERM to stop)", cfg.mode, cfg.schedule.interval_minutes)
+    hours = f", UTC hours {cfg.schedule.hours_utc[0]}-{cfg.schedule.hours_utc[1]}" if cfg.schedule.hours_utc else ""
+    where = f"; metrics on {server.url}/metrics" if server else ""
+    log.warning("btsbot %s: polling every %g min%s%s (Ctrl-C or SIGTERM to stop)", cfg.mode,
+                cfg.schedule.interval_minutes, hours, where)
+    wound_down = False
     try:
         stop.wait()
+        log.warning("stopping: finishing the request in flight, the rest stays pending for the next start")
+        scheduler.shutdown(wait=False)
+        wound_down = job.idle.wait(grace_s)
     finally:
-        scheduler.shutdown(wait=True)
-        rt.close()
+        if server:
+            server.stop()
+    if not wound_down:
+        log.warning("the cycle did not wind down within %g s; exiting, its unfinished actions stay pending", grace_s)
+        if hard_exit:
+            logging.shutdown()
+            os._exit(0)
+        return 0
+    rt.close()
     return 0
-
-
-def _now():
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Sequence
@@ -21,10 +24,12 @@ from bot.actions.save import save_groups
 from bot.config import Config, ConfigError, secret
 from bot.core.policies import Policy, build_policies
 from bot.journal import Journal
-from bot.kowalski.client import KowalskiClient
+from bot.kowalski.client import KowalskiClient, KowalskiError
+from bot.lock import acquire_writer_lock
 from bot.kowalski.poller import Poller
 from bot.scoring.scorer import build_scorer
 from bot.skyportal.client import SkyPortalClient
+from bot.skyportal.errors import SkyPortalError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,7 @@ class Runtime:
     skyportal: SkyPortalClient | None
     policies: list[Policy] = field(default_factory=list)  # built once; the cycle and the Actor share them
     closers: list = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)  # set by SIGTERM/SIGINT (the daemon)
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -67,27 +73,89 @@ def configured_policies(cfg: Config, model_versions: Sequence[str] | None = None
         raise ConfigError(str(exc)) from None
 
 
-def kowalski_client(cfg: Config) -> KowalskiClient:
+KOWALSKI_CREDENTIALS = "KOWALSKI_TOKEN / kowalski.token (or KOWALSKI_USERNAME and KOWALSKI_PASSWORD)"
+FRITZ_CREDENTIALS = "FRITZ_TOKEN / skyportal.token"
+
+
+def interruptible_sleep(stop: threading.Event | None) -> Callable[[float], None]:
+    """A `sleep` for the transports: back-offs (> 1 s) wake when `stop` is set; rate-limit waits do not."""
+    if stop is None:
+        return time.sleep
+
+    def sleep(seconds: float) -> None:
+        if seconds <= 1.0:
+            time.sleep(seconds)
+        else:
+            stop.wait(seconds)
+
+    return sleep
+
+
+def kowalski_client(cfg: Config, sleep: Callable[[float], None] = time.sleep) -> KowalskiClient:
     k = cfg.kowalski
-    return KowalskiClient(protocol=k.protocol, host=k.host, port=k.port, token=secret(k.token),
-                          username=k.username, password=secret(k.password), timeout_s=k.timeout_s,
-                          max_time_ms=k.max_time_ms, retries=k.retries, backoff_s=k.backoff_s)
+    try:
+        return KowalskiClient(protocol=k.protocol, host=k.host, port=k.port, token=secret(k.token),
+                              username=k.username, password=secret(k.password), timeout_s=k.timeout_s,
+                              max_time_ms=k.max_time_ms, retries=k.retries, backoff_s=k.backoff_s, sleep=sleep)
+    except KowalskiError as exc:  # the only one raised before connecting: no credentials
+        raise ConfigError(f"{KOWALSKI_CREDENTIALS}: {exc}") from None
 
 
-def skyportal_client(cfg: Config, policies: Sequence[Policy]) -> SkyPortalClient | None:
+def connect_kowalski(client: KowalskiClient) -> KowalskiClient:
+    """connect(), with start-up errors naming the keys: a refused token is a config error (rc 2)."""
+    try:
+        return client.connect()
+    except KowalskiError as exc:
+        text = str(exc)
+        if "refused the" in text:
+            raise ConfigError(f"{KOWALSKI_CREDENTIALS}: {text}") from None
+        raise KowalskiError(f"{text} (kowalski.protocol/host/port)", transient=exc.transient) from None
+
+
+def skyportal_client(cfg: Config, policies: Sequence[Policy],
+                     sleep: Callable[[float], None] = time.sleep) -> SkyPortalClient | None:
     s = cfg.skyportal
     token = secret(s.token)
     if token is None:
         if cfg.mode == "live":
-            raise ConfigError("skyportal.token: live mode needs a SkyPortal/Fritz token (FRITZ_TOKEN)")
+            raise ConfigError(f"{FRITZ_CREDENTIALS}: live mode needs a Fritz (SkyPortal) token")
         return None
-    client = SkyPortalClient(s.url, token, timeout_s=s.timeout_s, rate_limit_per_s=s.rate_limit_per_s,
-                             max_retries=s.max_retries, backoff_s=s.backoff_s, followup_timeout_s=s.followup_timeout_s)
+    try:
+        client = SkyPortalClient(s.url, token, timeout_s=s.timeout_s, rate_limit_per_s=s.rate_limit_per_s,
+                                 max_retries=s.max_retries, backoff_s=s.backoff_s,
+                                 followup_timeout_s=s.followup_timeout_s, sleep=sleep)
+    except ValueError as exc:
+        key = "skyportal.url" if "url" in str(exc) else FRITZ_CREDENTIALS
+        raise ConfigError(f"{key}: {exc}") from None
     try:
         client.check(save_groups(policies), allocations(policies))
     except ValueError as exc:
+        client.close()
         raise ConfigError(f"skyportal ({s.url}): {exc}") from None
+    except SkyPortalError as exc:
+        client.close()
+        if exc.status == 401:
+            raise ConfigError(f"{FRITZ_CREDENTIALS}: Fritz at {s.url} refused the token: {exc.message}") from None
+        what = "cannot reach" if exc.status is None else f"unexpected answer (HTTP {exc.status}) from"
+        raise SkyPortalError(exc.status, f"{what} Fritz at {s.url} (skyportal.url): {exc.message}", exc.method,
+                             exc.path, transient=exc.transient) from None
     return client
+
+
+def open_journal(cfg: Config) -> Journal:
+    try:
+        return Journal(cfg.journal_path, mode=cfg.mode)
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError(f"state.path: cannot open the journal {cfg.journal_path}: {exc}") from None
+
+
+def lock_journal(cfg: Config):
+    """The writer lock of the config's journal (one bot per journal); JournalLocked if another holds it."""
+    try:
+        return acquire_writer_lock(cfg.journal_path)
+    except OSError as exc:
+        raise ConfigError(f"state.path: cannot create the lock file beside {cfg.journal_path}: "
+                          f"{exc.strerror or exc}") from None
 
 
 def webhooks(cfg: Config, policies: Sequence[Policy], env=None) -> dict[str, Webhook]:
@@ -115,19 +183,25 @@ def webhooks(cfg: Config, policies: Sequence[Policy], env=None) -> dict[str, Web
 
 
 def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None = None,
-                 now: Callable[[], datetime] | None = None) -> Runtime:
-    """Connect and check everything the cycle needs; `scorer` may be injected (tests share one model)."""
+                 now: Callable[[], datetime] | None = None, stop: threading.Event | None = None) -> Runtime:
+    """Lock the journal, connect and check everything the cycle needs; `scorer` may be injected (tests
+    share one model). `stop` (default: a new Event) interrupts the transports' back-off sleeps."""
     policies = configured_policies(cfg, [scorer.model_version] if scorer is not None else None)
+    stop = stop if stop is not None else threading.Event()
+    sleep = interruptible_sleep(stop)
     closers = []
     try:
-        kowalski = kowalski_client(cfg).connect()
+        lock = lock_journal(cfg)
+        if lock is not None:
+            closers.append(lock.release)
+        kowalski = connect_kowalski(kowalski_client(cfg, sleep))
         closers.append(kowalski.close)
-        skyportal = skyportal_client(cfg, policies)
+        skyportal = skyportal_client(cfg, policies, sleep)
         if skyportal is not None:
             closers.append(skyportal.close)
         hooks = webhooks(cfg, policies)
         closers.extend(h.close for h in hooks.values())
-        journal = Journal(cfg.journal_path, mode=cfg.mode)
+        journal = open_journal(cfg)
         closers.append(journal.close)
         scorer = scorer or build_scorer(cfg)
         if any(p.model_version != scorer.model_version for p in policies):  # not the manifest's model
@@ -143,7 +217,7 @@ def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None
     actor = Actor(journal, policies, {"skyportal": skyportal, **hooks}, mode=cfg.mode, links={"skyportal": cfg.skyportal.url},
                   **({"now": now} if now else {}))
     log.info(start_banner(cfg.mode, journal.mode_summary()))
-    return Runtime(cfg, journal, poller, scorer, actor, kowalski, skyportal, policies, closers)
+    return Runtime(cfg, journal, poller, scorer, actor, kowalski, skyportal, policies, closers, stop)
 
 
 def start_banner(mode: str, summary: dict) -> str:

@@ -94,8 +94,8 @@ def test_bad_input_beside_valid_alerts(capsys, tmp_path, model_cache, alerts_dir
     cases = _bad_inputs(bad_dir, real, ztf_schema, loose, alerts_dir)
     shutil.copytree(alerts_dir, tmp_path / "good")
     missing = tmp_path / "does_not_exist.avro"
-    rc, out, _ = run_score(capsys, tmp_path / "good", bad_dir, missing, "--cache-dir", model_cache, "--format", "json")
-    assert rc == 0
+    rc, out, err = run_score(capsys, tmp_path / "good", bad_dir, missing, "--cache-dir", model_cache, "--format", "json")
+    assert rc == 1 and f"{missing}: no such file or directory" in err  # said on stderr, the rest still scored
     rows = json_rows(out)
     assert len(rows) == 36 + len(cases) + 1  # every input appears
     by_name = {r["source"].rsplit("/", 1)[-1]: r for r in rows}
