@@ -29,10 +29,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler on whatever `sys.stderr` is at each record (pytest swaps it between tests)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def setup_logging(verbose: int = 0, fmt: str = "text", file: str | None = None) -> None:
     """Configure the root logger once for the command line (replacing earlier handlers)."""
     _state["verbose"] = verbose
-    handler = logging.FileHandler(file, encoding="utf-8") if file else logging.StreamHandler(sys.stderr)
+    handler = logging.FileHandler(file, encoding="utf-8") if file else _Stderr()
     handler.setFormatter(JsonFormatter() if fmt == "json" else
                          logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
