@@ -1,0 +1,123 @@
+"""Crash trials: SIGKILL a live `btsbot run --once` at random points of the demo night, restart until done.
+
+The README example alerts are served by the local Kowalski, the local SkyPortal plays Fritz; both run in
+this process, the bot in a child process that is killed. After the restarts, each trial checks: every
+alert journaled once, no decision lost, exactly one SEDM request, no comment stored twice, no own
+request journaled as "skipped", nothing pending.
+
+    python benchmarks/bench_crash.py --trials 200 [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SN = "ZTF23abhvlji"
+SINCE, UNTIL = 2460200.0, 2460270.0
+
+
+def write_config(path: Path, kowalski, skyportal, cache_dir) -> Path:
+    cfg = {"mode": "live",
+           "kowalski": {"protocol": "http", "host": "127.0.0.1", "port": kowalski.port, "token": kowalski.token,
+                        "timeout_s": 5.0, "max_time_ms": 4000, "backoff_s": 0.05},
+           "skyportal": {"url": skyportal.url, "token": skyportal.token, "rate_limit_per_s": 50.0,
+                         "backoff_s": 0.05, "followup_timeout_s": 2.0},
+           "state": {"path": str(path.parent / "journal.sqlite")}, "models": {"cache_dir": str(cache_dir)}}
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def command(config: Path) -> list[str]:
+    return [sys.executable, "-m", "bot.cli", "run", "--once", "--config", str(config),
+            "--since", str(SINCE), "--until", str(UNTIL)]
+
+
+def env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def trial(kowalski, cache_dir, kill_after_s: float, workdir: Path) -> dict:
+    """One trial: a run killed after `kill_after_s`, then runs until one exits 0; returns the checks."""
+    from bot.journal import Journal
+    from bot.sim.skyportal import SkyPortalSim
+
+    with SkyPortalSim() as skyportal:
+        config = write_config(workdir / "config.yaml", kowalski, skyportal, cache_dir)
+        proc = subprocess.Popen(command(config), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
+        time.sleep(kill_after_s)
+        killed = proc.poll() is None
+        if killed:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        runs = 1
+        for _ in range(5):
+            runs += 1
+            if subprocess.run(command(config), capture_output=True, env=env(), timeout=300).returncode == 0:
+                break
+        with Journal(workdir / "journal.sqlite") as journal:
+            history = journal.history()
+            pending = journal.unfinished_actions()
+        reqs = skyportal.requests
+    alerts = Counter(r["candid"] for r in history if r["kind"] == "alert")
+    decisions = {(r["policy"], r["objectId"]) for r in history if r["kind"] == "decision"}
+    actions = [r for r in history if r["kind"] == "action"]
+    posts = [r for r in reqs if r["method"] == "POST" and r["path"] == "/api/followup_request" and r["status"] == 200]
+    comments = [r["body"]["text"] for r in reqs if r["method"] == "POST" and r["path"].endswith("/comments")
+                and r["status"] == 200]
+    return {
+        "killed": killed, "runs": runs,
+        "alerts_once": bool(alerts) and max(alerts.values()) == 1,
+        "decisions": decisions == {("bts_p1", SN), ("bts_p2", SN)},
+        "one_sedm_request": len(posts) == 1,
+        "no_comment_twice": len(comments) == len(set(comments)),
+        "no_misjournaled": not any(a["action"] == "followup" and a["outcome"] == "skipped" for a in actions),
+        "nothing_pending": pending == [],
+    }
+
+
+CHECKS = ("alerts_once", "decisions", "one_sedm_request", "no_comment_twice", "no_misjournaled", "nothing_pending")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trials", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--max-kill-s", type=float, default=6.0, help="kill uniformly within this many seconds")
+    ap.add_argument("--cache-dir", help="model cache (after `btsbot models pull`)")
+    args = ap.parse_args()
+    from bot.artifacts import cache_root, get_artifact, installed_path
+    from bot.sim.example_night import example_packets, read_example
+    from bot.sim.kowalski import KowalskiSim
+
+    cache = cache_root(args.cache_dir)
+    packets = example_packets(*read_example(installed_path(get_artifact("example_data", "usage_candidates"), cache),
+                                            installed_path(get_artifact("example_data", "usage_triplets"), cache)))
+    rng = random.Random(args.seed)
+    failures = Counter()
+    t0 = time.monotonic()
+    with KowalskiSim() as kowalski:
+        kowalski.load_alerts(packets)
+        for i in range(args.trials):
+            with tempfile.TemporaryDirectory() as tmp:
+                result = trial(kowalski, cache, rng.uniform(0.3, args.max_kill_s), Path(tmp))
+            failures.update(c for c in CHECKS if not result[c])
+            print(f"trial {i + 1}: killed={result['killed']} runs={result['runs']} "
+                  f"failed={[c for c in CHECKS if not result[c]]}", flush=True)
+    print(f"{args.trials} trials in {time.monotonic() - t0:.0f} s; failures by check: {dict(failures) or 'none'}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
