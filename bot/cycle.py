@@ -52,6 +52,33 @@ class CycleReport:
                 + (f" - {a.detail}" if a.detail else "") for a in self.actions]
         return out
 
+    def counts(self) -> dict[str, int]:
+        """What the one-line summary and the metrics report: alerts, sources, actions by outcome."""
+        by = Counter((a.action, a.outcome) for a in self.actions)
+        followups = {o: n for (kind, o), n in by.items() if kind == "followup"}
+        return {
+            "polled": self.n_found, "new": self.n_new, "scored": self.n_scored,
+            "unscorable": sum(self.unscorable.values()),
+            "selected": len({d["objectId"] for d in self.decisions}),
+            "saved": by[("save", "saved")],
+            "sedm_requested": followups.get("posted", 0), "sedm_updated": followups.get("updated", 0),
+            "sedm_ignored": followups.get("ignored", 0), "sedm_rejected": followups.get("rejected", 0),
+            "pending": sum(n for (_, o), n in by.items() if o is None),
+            "errors": sum(n for (_, o), n in by.items() if o == "failed"),
+        }
+
+    def summary(self) -> str:
+        """The one line per cycle the daemon logs at the default verbosity."""
+        from bot.timeutil import jd_to_datetime
+
+        c = self.counts()
+        start, end = (f"{jd_to_datetime(jd):%Y-%m-%d %H:%M}" for jd in self.window)
+        return (f"cycle {start} .. {end} UTC: alerts {c['polled']} polled, {c['new']} new, {c['scored']} scored, "
+                f"{c['unscorable']} unscorable; sources {c['selected']} selected, {c['saved']} saved; "
+                f"SEDM {c['sedm_requested']} requested, {c['sedm_updated']} updated, {c['sedm_ignored']} ignored, "
+                f"{c['sedm_rejected']} rejected; {c['pending']} actions pending; {c['errors']} errors; "
+                f"{self.seconds:.1f} s")
+
 
 def _alert_rows(alerts, results, model_version: str) -> list[dict]:
     rows = []
