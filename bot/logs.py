@@ -15,9 +15,10 @@ import sys
 from datetime import datetime, timezone
 
 SUMMARY_LOGGER = "bot.cycle.summary"
+BANNER_LOGGER = "bot.runtime.banner"  # the start banner (mode, dry-run history), shown by default
 # loggers whose warnings are retries a later line sums up ("cycle failed: ...", an action left pending)
 RETRY_LOGGERS = ("bot.kowalski.client", "bot.skyportal.transport", "bot.retry")
-_state = {"verbose": 0}
+_state: dict = {"verbose": 0, "handler": None}
 
 
 class JsonFormatter(logging.Formatter):
@@ -51,12 +52,19 @@ def setup_logging(verbose: int = 0, fmt: str = "text", file: str | None = None) 
     handler.setFormatter(JsonFormatter() if fmt == "json" else
                          logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
+    if _state["handler"] is not None:  # only our own earlier handler (a test harness may have its own)
+        root.removeHandler(_state["handler"])
+        _state["handler"].close()
+    else:
+        for old in list(root.handlers):
+            if type(old) is logging.StreamHandler or isinstance(old, logging.FileHandler):  # basicConfig's
+                root.removeHandler(old)
+    _state["handler"] = handler
     root.addHandler(handler)
     root.setLevel(logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG)
     quiet = verbose <= 0
-    logging.getLogger(SUMMARY_LOGGER).setLevel(logging.INFO)
+    for name in (SUMMARY_LOGGER, BANNER_LOGGER):
+        logging.getLogger(name).setLevel(logging.INFO)
     logging.getLogger("apscheduler").setLevel(logging.ERROR if quiet else logging.NOTSET)
     for name in RETRY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR if quiet else logging.NOTSET)

@@ -216,7 +216,7 @@ def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None
                     programids=k.programids, chunk_alerts=k.chunk_alerts, now_jd=now_jd)
     actor = Actor(journal, policies, {"skyportal": skyportal, **hooks}, mode=cfg.mode, links={"skyportal": cfg.skyportal.url},
                   **({"now": now} if now else {}))
-    log.info(start_banner(cfg.mode, journal.mode_summary()))
+    logging.getLogger("bot.runtime.banner").info(start_banner(cfg.mode, journal.mode_summary()))
     return Runtime(cfg, journal, poller, scorer, actor, kowalski, skyportal, policies, closers, stop)
 
 

@@ -61,18 +61,12 @@ def test_token_with_the_word_token_and_unwritable_state_path(capsys, example_kow
     assert main(["run", "--once", "--config", str(bad), *WINDOW]) == EXIT_USAGE
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "FRITZ_TOKEN / skyportal.token" in err and "'token'" in err
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
-    unwritable = write_config(example_kowalski, skyportal, name="s.yaml", state={"path": str(ro / "sub" / "j.sqlite")})
-    try:
-        if os.access(ro, os.W_OK):
-            pytest.skip("running as a user who can write anywhere (root)")
-        assert main(["run", "--once", "--config", str(unwritable), *WINDOW]) == EXIT_USAGE
-        err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and err.startswith("btsbot: state.path")
-    finally:
-        ro.chmod(0o700)
+    blocker = tmp_path / "a-file"  # a state.path below a regular file cannot be created, even by root
+    blocker.write_text("not a directory")
+    unwritable = write_config(example_kowalski, skyportal, name="s.yaml", state={"path": str(blocker / "j.sqlite")})
+    assert main(["run", "--once", "--config", str(unwritable), *WINDOW]) == EXIT_USAGE
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("btsbot: state.path")
 
 
 def test_sigterm_during_a_long_action_phase(example_kowalski, skyportal, write_config, tmp_path):

@@ -19,6 +19,7 @@ def test_second_writer_refuses_and_writes_nothing(capsys, example_kowalski, skyp
     config = write_config(example_kowalski, skyportal)
     cfg = load_config(config)
     rt = open_runtime(cfg, scorer=onnx_scorer)  # the first writer (a daemon) holds the journal
+    capsys.readouterr()  # the first writer's own start banner
     try:
         n_requests = len(example_kowalski.requests) if hasattr(example_kowalski, "requests") else None
         rc = main(["run", "--once", "--config", str(config), "--since", str(EXAMPLE_SINCE), "--until", str(EXAMPLE_UNTIL)])

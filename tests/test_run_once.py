@@ -155,7 +155,7 @@ def test_shadow_then_live_acts_once_on_sn_2023tyk(capsys, caplog, example_kowals
     assert main(["run", "--once", "--config", str(dry), "--since", str(EXAMPLE_SINCE), "--until", cut]) == 0
     assert skyportal.writes() == []
     live = write_config(example_kowalski, skyportal, name="live.yaml")  # same journal.sqlite
-    with caplog.at_level(logging.INFO, logger="bot.runtime"):
+    with caplog.at_level(logging.INFO, logger="bot.runtime.banner"):
         assert main(["run", "--once", "--config", str(live), "--since", cut, "--until", str(EXAMPLE_UNTIL)]) == 0
     banner = [r.getMessage() for r in caplog.records if r.getMessage().startswith("mode live")]
     assert banner and "2 dry-run decision(s) on 1 source(s)" in banner[0]
