@@ -500,6 +500,16 @@ class Journal:
                               "ORDER BY a.id", (mode,))
         return [self._action(r) for r in rows]
 
+    def action(self, action_id: int) -> dict | None:
+        rows = self._read(_ACTION_SELECT + " WHERE a.id = ?", (action_id,))
+        return self._action(rows[0]) if rows else None
+
+    def pending_for_object(self, object_id: str, action: str) -> list[dict]:
+        """The pending actions of kind `action` of any decision about `object_id` (e.g. its saves)."""
+        return [self._action(r) for r in self._read(
+            _ACTION_SELECT + " WHERE a.status = 'pending' AND a.action = ? AND d.objectId = ? ORDER BY a.id",
+            (action, object_id))]
+
     def actions_for(self, decision_id: int) -> list[dict]:
         return [self._action(r) for r in self._read(_ACTION_SELECT + " WHERE a.decision_id = ? ORDER BY a.id",
                                                     (decision_id,))]

@@ -294,3 +294,43 @@ def test_notify_dry_run_journals_the_message_and_sends_nothing(journal, hook):
 def test_live_notify_needs_its_webhook(journal):
     with pytest.raises(ValueError, match="webhook:BTSBOT_SLACK_WEBHOOK"):
         Actor(journal, notifying(), {"skyportal": RecordingFritz()}, mode="live")
+
+
+def test_a_followup_waits_for_another_policys_save_of_its_source(journal):
+    fritz = RecordingFritz()
+    fritz.fail["save_source"] = [SkyPortalError(500, "boom", "POST", "/api/sources")] * 2
+    actor, reports = act(journal, policies(), [alert(0, 0.9), alert(1, 0.95)], {"skyportal": fritz})
+    got = outcomes(reports)
+    assert got[("bts_p1", "save")] is None and got[("bts_p2", "followup")] is None
+    assert "submit_followup" not in fritz.names() and "followup_requests" not in fritz.names()
+    (wait,) = [r.detail for r in reports if r.action == "followup"]
+    assert wait == f"waiting for the save of {OID} by bts_p1"
+    assert outcomes(actor.run_pending())[("bts_p2", "followup")] is None  # the save failed again
+    done = outcomes(actor.run_pending())  # Fritz is back: the save, then the follow-up, in one run
+    assert done[("bts_p1", "save")] == "saved" and done[("bts_p2", "followup")] == "posted"
+    assert done[("bts_p2", "comment")] == "posted"
+    names = fritz.names()
+    assert names.index("submit_followup") > len(names) - 1 - names[::-1].index("save_source")
+    assert journal.unfinished_actions() == []
+
+
+def test_a_followup_refused_for_a_missing_source_is_retried(journal):
+    fritz = RecordingFritz()
+    real = fritz.submit_followup
+    answers = [FollowupResult("failed", None, None, "Error submitting follow-up request: Could not find source "
+                              f"with ID {OID}.", None, 400)]
+
+    def submit(body):
+        if answers:
+            fritz._call("submit_followup", body)
+            return answers.pop(0)
+        return real(body)
+
+    fritz.submit_followup = submit
+    p2 = [p for p in policies() if p.name == "bts_p2"]
+    actor, reports = act(journal, p2, [alert(0, 0.9), alert(1, 0.95)], {"skyportal": fritz})
+    assert outcomes(reports)[("bts_p2", "followup")] is None  # transient, not a final failure
+    (pending,) = [a for a in journal.unfinished_actions() if a["action"] == "followup"]
+    assert "Could not find source" in pending["error"]
+    assert outcomes(actor.run_pending())[("bts_p2", "followup")] == "posted"
+    assert fritz.names().count("submit_followup") == 2

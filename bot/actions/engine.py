@@ -45,6 +45,7 @@ class ActionReport:
     action: str
     outcome: str | None  # None: still pending (a transient failure; resumed next cycle)
     detail: str = ""
+    waited: bool = False  # left untouched: it waits for another action (`ActionKind.waiting_for`)
 
 
 def _now() -> datetime:
@@ -117,11 +118,22 @@ class Actor:
 
     def run_pending(self, stop: threading.Event | None = None) -> list[ActionReport]:
         """Run every pending action; with `stop` set, the actions not yet started stay pending."""
-        reports = []
-        for action in sorted(self.journal.unfinished_actions(self.mode), key=self._sort_key):
-            if stop is not None and stop.is_set():
-                break
-            reports.append(self._run(action))
+        reports, todo = [], sorted(self.journal.unfinished_actions(self.mode), key=self._sort_key)
+        while todo:  # an action that waited (for a save of another decision) is tried again once others ran
+            waited, finished = [], False
+            for action in todo:
+                if stop is not None and stop.is_set():
+                    return reports + [r for r, _ in waited]
+                report = self._run(action)
+                if report.waited:
+                    waited.append((report, action))
+                else:
+                    reports.append(report)
+                    finished = finished or report.outcome is not None
+            if not finished:
+                return reports + [r for r, _ in waited]
+            todo = [self.journal.action(a["id"]) for _, a in waited]
+            todo = [a for a in todo if a is not None and a["status"] == "pending"]
         return reports
 
     def _run(self, a: dict) -> ActionReport:
@@ -132,7 +144,7 @@ class Actor:
             return report
         wait = kind.waiting_for(self.ctx, a)
         if wait:
-            report.detail = wait
+            report.detail, report.waited = wait, True
             return report
         try:
             if self.mode == "dry-run":

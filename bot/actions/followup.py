@@ -7,6 +7,7 @@ or skip. After an unclear answer (timeout, 5xx) the listing is read again before
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
@@ -33,6 +34,14 @@ class FollowupAction(KindConfig):
         return payload
 
 
+_MISSING_OBJECT = re.compile(r"could not find (source|obj)\b|\b(source|obj)\b[^.]* not found", re.I)
+
+
+def missing_object(message: str | None) -> bool:
+    """A 400 because the object is not on SkyPortal (yet): transient, the save may still be on its way."""
+    return bool(message) and _MISSING_OBJECT.search(message) is not None
+
+
 def allocations(policies: Iterable) -> list[int]:
     """Every allocation some policy requests follow-up with (sorted), checked at start."""
     return sorted({p.actions.followup.allocation_id for p in policies if p.actions is not None and p.actions.followup})
@@ -49,6 +58,14 @@ class Followup(ActionKind):
             "obj_id": decision.objectId, "allocation_id": f.allocation_id, "payload": f.payload,
             "validity_days": f.validity_days, "ignore_source_group_ids": f.ignore_source_group_ids,
             "target_group_ids": f.target_group_ids})]
+
+    def waiting_for(self, ctx: Context, action: Mapping) -> str | None:
+        """A follow-up never outruns a save of its source (this decision's or another policy's): SkyPortal
+        refuses a request for an object it does not hold yet."""
+        saves = ctx.journal.pending_for_object(action["objectId"], "save")
+        if saves:
+            return f"waiting for the save of {action['objectId']} by {saves[0]['policy']}"
+        return None
 
     @staticmethod
     def _body(r: Mapping, now: datetime) -> dict:
@@ -76,6 +93,8 @@ class Followup(ActionKind):
         res = client.submit_followup(body)
         response = {"request": body, "request_id": res.request_id, "status": res.status, "message": res.message,
                     "http_status": res.http_status}
+        if res.outcome == "failed" and missing_object(res.message):
+            return None, {"message": f"{res.message} (the source is not on Fritz yet); will retry"}
         if res.outcome != "unknown":
             return res.outcome, response
         # never re-POST blindly: did the server commit it anyway?
