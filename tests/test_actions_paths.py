@@ -75,7 +75,7 @@ def test_facility_failure_400_is_journaled_not_retried(make_runtime, skyportal):
 
 def test_bad_payload_refused_by_fritz_is_a_failed_outcome(make_runtime, skyportal):
     """A payload that passes our checks but Fritz refuses (400): journaled as failed, nothing else sent."""
-    rt = make_runtime(policies=[{"name": "bts_p2", "actions": {"followup": {
+    rt = make_runtime(policies=[{"name": "bts_p2", "actions": {"save": {"group_ids": [1001]}, "followup": {
         "allocation_id": 2001, "payload": {"observation_type": "Mix 'n Match", "priority": 3,
                                            "observation_choices": ["IFU"]}}}}])
     skyportal.set_facility_behaviour(2001, "fail")
