@@ -504,11 +504,10 @@ class Journal:
         rows = self._read(_ACTION_SELECT + " WHERE a.id = ?", (action_id,))
         return self._action(rows[0]) if rows else None
 
-    def pending_for_object(self, object_id: str, action: str) -> list[dict]:
-        """The pending actions of kind `action` of any decision about `object_id` (e.g. its saves)."""
-        return [self._action(r) for r in self._read(
-            _ACTION_SELECT + " WHERE a.status = 'pending' AND a.action = ? AND d.objectId = ? ORDER BY a.id",
-            (action, object_id))]
+    def actions_for_object(self, object_id: str, action: str, *, pending: bool = False) -> list[dict]:
+        """The actions of kind `action` of every decision about `object_id` (only the pending ones if asked)."""
+        where = " WHERE a.action = ? AND d.objectId = ?" + (" AND a.status = 'pending'" if pending else "")
+        return [self._action(r) for r in self._read(_ACTION_SELECT + where + " ORDER BY a.id", (action, object_id))]
 
     def actions_for(self, decision_id: int) -> list[dict]:
         return [self._action(r) for r in self._read(_ACTION_SELECT + " WHERE a.decision_id = ? ORDER BY a.id",

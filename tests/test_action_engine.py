@@ -10,11 +10,11 @@ import pytest
 from bot.actions import KINDS, Actor
 from bot.actions.notify import Webhook, service_name
 from bot.config import load_config
-from bot.core.policies import evaluate
+from bot.core.policies import evaluate, score_text
 from bot.journal import Journal
 from bot.runtime import configured_policies
 from bot.sim.webhook import WebhookSim
-from bot.skyportal.client import FollowupResult, SaveResult
+from bot.skyportal.client import CommentResult, FollowupResult, SaveResult
 from bot.skyportal.errors import SkyPortalError
 
 OID = "ZTF23abhvlji"
@@ -29,6 +29,7 @@ class RecordingFritz:
         self.calls: list[tuple] = []
         self.fail: dict[str, list[Exception]] = {}
         self.requests: list[dict] = []
+        self.comments: dict[str, int] = {}  # text -> id: SkyPortal merges an identical comment
 
     def _call(self, name, *args):
         self.calls.append((name, *args))
@@ -57,9 +58,11 @@ class RecordingFritz:
         self._call("update_followup", request_id, payload)
         return {}
 
-    def comment(self, obj_id, text, group_ids=None):
+    def post_comment(self, obj_id, text, group_ids=None):
         self._call("comment", obj_id, text)
-        return len(self.calls)
+        merged = text in self.comments
+        self.comments.setdefault(text, len(self.calls))
+        return CommentResult(self.comments[text], merged)
 
     def upsert_annotation(self, obj_id, origin, data, group_ids=None):
         self._call("upsert_annotation", obj_id, data)
@@ -107,13 +110,66 @@ def test_a_saved_and_triggered_source_in_order(journal):
     _, reports = act(journal, policies(), [alert(0, 0.9), alert(1, 0.95)], {"skyportal": fritz})
     assert outcomes(reports) == {("bts_p1", "save"): "saved", ("bts_p1", "comment"): "posted",
                                  ("bts_p1", "annotation"): "posted", ("bts_p2", "followup"): "posted",
-                                 ("bts_p2", "comment"): "posted"}
-    assert fritz.names() == ["save_source", "comment", "upsert_annotation", "followup_requests", "submit_followup",
-                             "comment"]
-    texts = [c[2] for c in fritz.calls if c[0] == "comment"]
-    assert texts[0].startswith(f"BTSbot {policies()[0].model_version}: saved to group 1001 by bts_p1 — 2 alerts > 0.5")
-    assert "SEDM follow-up requested (request 1) by bts_p2" in texts[1]
+                                 ("bts_p2", "comment"): "merged"}
+    assert fritz.names() == ["save_source", "upsert_annotation", "followup_requests", "submit_followup", "comment"]
+    (text,) = [c[2] for c in fritz.calls if c[0] == "comment"]  # save and trigger at one alert: one comment
+    assert text == (f"BTSbot {policies()[0].model_version}: saved to group 1001 by bts_p1 — 2 alerts > 0.5, "
+                    "max score 0.950; SEDM follow-up requested (request 1) by bts_p2 — 2 alerts > 0.5, "
+                    "max score 0.950, peak 18.00 mag, candid 2001")
+    (merged,) = [a for a in journal.history(kind="actions") if a["action"] == "comment" and a["policy"] == "bts_p2"]
+    lead = next(a for a in journal.history(kind="actions") if a["action"] == "comment" and a["policy"] == "bts_p1")
+    assert merged["response"]["merged_into"] == lead["id"] and lead["response"]["text"] == text
     assert journal.unfinished_actions() == []
+
+
+def test_save_and_trigger_at_different_alerts_are_two_comments(journal):
+    fritz = RecordingFritz()
+    pols = policies()
+    act(journal, pols, [alert(0, 0.9, 18.7), alert(1, 0.95, 18.6)], {"skyportal": fritz})
+    act(journal, pols, [alert(2, 0.96, 18.2)], {"skyportal": fritz})  # bts_p2 fires once brighter than 18.5
+    texts = [c[2] for c in fritz.calls if c[0] == "comment"]
+    assert len(texts) == 2 and texts[0].startswith(f"BTSbot {pols[0].model_version}: saved to group 1001 by bts_p1")
+    assert "by bts_p1" not in texts[1] and "SEDM follow-up requested (request 1) by bts_p2 — 3 alerts" in texts[1]
+
+
+def test_no_comment_when_nothing_changed_on_fritz(journal):
+    fritz = RecordingFritz()
+    fritz.save_source = lambda obj_id, group_ids, ra=None, dec=None: SaveResult([], [], list(group_ids))
+    fritz.requests.append({"id": 9, "obj_id": OID, "allocation_id": 2001, "status": "submitted",
+                           "payload": {"priority": 3, "observation_type": "IFU"}})
+    _, reports = act(journal, policies(), [alert(0, 0.9), alert(1, 0.95)], {"skyportal": fritz})
+    got = outcomes(reports)
+    assert got[("bts_p1", "save")] == "already_saved" and got[("bts_p2", "followup")] == "skipped"
+    assert got[("bts_p1", "comment")] == "skipped" and got[("bts_p2", "comment")] == "merged"
+    assert "comment" not in fritz.names()
+
+
+def test_a_retried_comment_is_byte_identical_and_journaled_as_merged(journal, monkeypatch):
+    fritz = RecordingFritz()
+    pols = policies()[:1]
+    real = journal.finish_action
+
+    def killed(action_id, outcome, *a, **k):
+        if outcome == "posted" and journal.action(action_id)["action"] == "comment":
+            raise KeyboardInterrupt("killed between the comment POST and its journal entry")
+        return real(action_id, outcome, *a, **k)
+
+    monkeypatch.setattr(journal, "finish_action", killed)
+    with pytest.raises(KeyboardInterrupt):
+        act(journal, pols, [alert(0, 0.9), alert(1, 0.95)], {"skyportal": fritz})
+    monkeypatch.undo()
+    reports = Actor(journal, pols, {"skyportal": fritz}, mode="live").run_pending()  # restarted later
+    assert outcomes(reports) == {("bts_p1", "comment"): "posted", ("bts_p1", "annotation"): "posted"}
+    first, again = [c[2] for c in fritz.calls if c[0] == "comment"]
+    assert first == again  # no clock in the text: SkyPortal merges the retry
+    (done,) = [a for a in journal.history(kind="actions") if a["action"] == "comment"]
+    assert done["response"]["merged"] is True and "Same comment already exists" in done["response"]["message"]
+
+
+@pytest.mark.parametrize("score, text", [(0.99969, "0.999"), (0.5, "0.500"), (0.57, "0.570"), (0.9999999, "0.999"),
+                                         (1.0, "1.000")])
+def test_scores_in_comments_are_truncated_never_rounded_up(score, text):
+    assert score_text(score) == text
 
 
 def test_comment_waits_for_the_save_it_describes(journal):
@@ -308,7 +364,7 @@ def test_a_followup_waits_for_another_policys_save_of_its_source(journal):
     assert outcomes(actor.run_pending())[("bts_p2", "followup")] is None  # the save failed again
     done = outcomes(actor.run_pending())  # Fritz is back: the save, then the follow-up, in one run
     assert done[("bts_p1", "save")] == "saved" and done[("bts_p2", "followup")] == "posted"
-    assert done[("bts_p2", "comment")] == "posted"
+    assert done[("bts_p1", "comment")] == "posted" and done[("bts_p2", "comment")] == "merged"
     names = fritz.names()
     assert names.index("submit_followup") > len(names) - 1 - names[::-1].index("save_source")
     assert journal.unfinished_actions() == []

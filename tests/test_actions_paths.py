@@ -209,7 +209,7 @@ def test_an_unexpected_error_in_one_action_does_not_block_the_others(make_runtim
     def broken(*args, **kwargs):
         raise RuntimeError("unexpected answer")
 
-    monkeypatch.setattr(rt.skyportal, "comment", broken)
+    monkeypatch.setattr(rt.skyportal, "post_comment", broken)
     report = cycle(rt)
     assert outcomes(report)[("bts_p1", "comment")] is None  # kept pending, with the error journaled
     assert outcomes(report)[("bts_p2", "followup")] == "posted" and outcomes(report)[("bts_p1", "save")] == "saved"

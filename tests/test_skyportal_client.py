@@ -604,6 +604,9 @@ class TestSimCommentsAnnotations:
         assert posts(sim, f"/api/sources/{OBJ}/comments")[0]["body"] == {"text": "BTSbot: saved (score 0.93)", "group_ids": [1001]}
         c3 = client.comment(OBJ, "BTSbot: saved (score 0.93)")  # sitewide: a different group set
         assert c3 != c1
+        again = client.post_comment(OBJ, "BTSbot: saved (score 0.93)", [1001])
+        assert again.comment_id == c1 and again.merged is True  # "Same comment already exists."
+        assert client.post_comment(OBJ, "BTSbot: saved (score 0.931)", [1001]).merged is False
 
     def test_comment_unknown_obj_is_400(self, sim, client):
         with pytest.raises(SkyPortalError) as ei:

@@ -1,7 +1,13 @@
-"""comment: a comment on the source in Fritz describing what an action did, for reviewers.
+"""comment: a comment on the source in Fritz saying what the bot changed there, for reviewers.
 
-One per main action of the decision (save, followup), posted once that action is finished; SkyPortal
-merges an identical comment ("Same comment already exists."), which is why its POST may be retried.
+Planned with each main action (save, followup) of a decision, posted once those are finished, and only
+if one of them changed something on Fritz (saved, requested, raised a priority): a no-op is journaled
+as "skipped", never commented. The comments planned for one source at one alert (bts_p1's save and
+bts_p2's trigger firing together) are one comment: the first of them (the lead) says all, the others
+are journaled as "merged" into it.
+
+The text is built from the journal only (never from a clock), so a retried POST is byte-identical and
+SkyPortal merges it ("Same comment already exists."); the journal says whether it was merged.
 """
 
 from __future__ import annotations
@@ -9,44 +15,76 @@ from __future__ import annotations
 from typing import Mapping
 
 from bot.actions.base import ActionKind, Context, Result
+from bot.core.policies import score_text
 
 DESCRIBED = ("save", "followup")  # the kinds a comment describes
+CHANGED = {"save": ("saved",), "followup": ("posted", "updated")}  # outcomes that changed Fritz
 
 
 class Comment(ActionKind):
     name = config_key = "comment"
     config_type = bool
-    config_default = True  # a comment on each action, for reviewers in Fritz
+    config_default = True  # a comment on each change, for reviewers in Fritz
     order = 2
 
     def plan(self, ctx: Context, policy, decision, alert: Mapping):
         return [(f"comment:{main}", {"obj_id": decision.objectId, "about": main, "group_ids": ctx.save_groups or None})
                 for main in DESCRIBED if getattr(policy.actions, main)]
 
+    @staticmethod
+    def _siblings(ctx: Context, action: Mapping) -> list[dict]:
+        """The comments said together with `action`, lead first: the finished comment that covered it if
+        any, else the pending comments planned for the same source at the same alert (itself included)."""
+        same = [c for c in ctx.journal.actions_for_object(action["objectId"], "comment")
+                if c["candid"] == action["candid"]]
+        lead = [c for c in same if c["status"] == "done" and action["id"] in (c["response"] or {}).get("covers", ())]
+        return lead or [c for c in same if c["status"] == "pending"] or [dict(action)]
+
+    @staticmethod
+    def _mains(ctx: Context, comments: list[dict]) -> list[dict]:
+        return [m for c in comments if (m := ctx.main_action(c, c["request"]["about"]))]
+
     def waiting_for(self, ctx: Context, action: Mapping) -> str | None:
-        about = action["request"]["about"]
-        if ctx.main_action(action, about).get("status") == "pending":
-            return f"waiting for the {about} it describes"
+        siblings = self._siblings(ctx, action)
+        if siblings[0]["id"] != action["id"]:
+            return None if siblings[0]["status"] == "done" else "waiting for the comment it is merged into"
+        pending = [m for m in self._mains(ctx, siblings) if m["status"] == "pending"]
+        if pending:
+            return f"waiting for the {pending[0]['action']} it describes"
         return None
 
-    def text(self, ctx: Context, action: Mapping) -> str:
-        about = action["request"]["about"]
-        main = ctx.main_action(action, about)
-        ev = ctx.journal.get_decision_by_id(action["decision_id"])["evidence"]
-        policy = ctx.policies.get(action["policy"])
-        verb = ctx.kinds[about].describe(main)
-        threshold = f" > {policy.min_score:g}" if policy else ""
+    def text(self, ctx: Context, action: Mapping) -> str | None:
+        """The comment's text, or None when nothing was changed on Fritz."""
+        parts, ev, version = [], None, ""
+        for main in self._mains(ctx, self._siblings(ctx, action)):
+            if main.get("outcome") not in CHANGED[main["action"]] + ("dry-run",):
+                continue
+            ev = ctx.journal.get_decision_by_id(main["decision_id"])["evidence"]
+            policy = ctx.policies.get(main["policy"])
+            threshold = f" > {policy.min_score:g}" if policy else ""
+            version = version or ev.get("model_version") or (policy.model_version if policy else "")
+            parts.append(f"{ctx.kinds[main['action']].describe(main)} by {main['policy']} — "
+                         f"{ev['n_counting']} alerts{threshold}, max score {score_text(ev['max_score'])}")
+        if not parts:
+            return None
         peak = f", peak {ev['peakmag_so_far']:.2f} mag" if ev.get("peakmag_so_far") is not None else ""
-        version = ev.get("model_version") or (policy.model_version if policy else "")
-        return (f"BTSbot {version}: {verb} by {action['policy']} — "
-                f"{ev['n_counting']} alerts{threshold}, max score {ev['max_score']:.3f}{peak}, candid {ev['candid']}")
+        return f"BTSbot {version}: {'; '.join(parts)}{peak}, candid {ev['candid']}"
 
     def would_send(self, ctx: Context, action: Mapping) -> dict:
-        r = action["request"]
+        r, lead = action["request"], self._siblings(ctx, action)[0]
+        if lead["id"] != action["id"]:
+            return {"merged_into": lead["id"]}
         return {"method": "POST", "path": f"/api/sources/{r['obj_id']}/comments",
                 "body": {"text": self.text(ctx, action), "group_ids": r["group_ids"]}}
 
     def execute(self, ctx: Context, action: Mapping) -> Result:
-        r = action["request"]
-        cid = ctx.service("skyportal").comment(r["obj_id"], self.text(ctx, action), r["group_ids"])
-        return "posted", {"comment_id": cid}
+        r, lead = action["request"], self._siblings(ctx, action)[0]
+        if lead["id"] != action["id"]:
+            return "merged", {"merged_into": lead["id"], "reason": f"said by comment {lead['id']}"}
+        text = self.text(ctx, action)
+        if text is None:
+            return "skipped", {"reason": "nothing changed on Fritz", "covers": [c["id"] for c in self._siblings(ctx, action)]}
+        covers = [c["id"] for c in self._siblings(ctx, action)]
+        res = ctx.service("skyportal").post_comment(r["obj_id"], text, r["group_ids"])
+        response = {"comment_id": res.comment_id, "text": text, "merged": res.merged, "covers": covers}
+        return "posted", response | ({"message": "Same comment already exists: merged by SkyPortal"} if res.merged else {})

@@ -118,12 +118,22 @@ class Actor:
 
     def run_pending(self, stop: threading.Event | None = None) -> list[ActionReport]:
         """Run every pending action; with `stop` set, the actions not yet started stay pending."""
-        reports, todo = [], sorted(self.journal.unfinished_actions(self.mode), key=self._sort_key)
-        while todo:  # an action that waited (for a save of another decision) is tried again once others ran
+        reports: list[ActionReport] = []
+        pending = sorted(self.journal.unfinished_actions(self.mode), key=self._sort_key)
+        for phase in sorted({self._sort_key(a)[0] for a in pending}):
+            if not self._run_phase([a for a in pending if self._sort_key(a)[0] == phase], reports, stop):
+                break
+        return reports
+
+    def _run_phase(self, todo: list[dict], reports: list[ActionReport], stop: threading.Event | None) -> bool:
+        """Run one phase's actions; one that waited (e.g. for a save of another decision) is tried again
+        once the others ran. False if `stop` was set."""
+        while todo:
             waited, finished = [], False
             for action in todo:
                 if stop is not None and stop.is_set():
-                    return reports + [r for r, _ in waited]
+                    reports.extend(r for r, _ in waited)
+                    return False
                 report = self._run(action)
                 if report.waited:
                     waited.append((report, action))
@@ -131,10 +141,10 @@ class Actor:
                     reports.append(report)
                     finished = finished or report.outcome is not None
             if not finished:
-                return reports + [r for r, _ in waited]
-            todo = [self.journal.action(a["id"]) for _, a in waited]
-            todo = [a for a in todo if a is not None and a["status"] == "pending"]
-        return reports
+                reports.extend(r for r, _ in waited)
+                return True
+            todo = [a for a in (self.journal.action(a["id"]) for _, a in waited) if a and a["status"] == "pending"]
+        return True
 
     def _run(self, a: dict) -> ActionReport:
         report = ActionReport(a["id"], a["objectId"], a["policy"], a["action"], None)

@@ -62,7 +62,7 @@ class Followup(ActionKind):
     def waiting_for(self, ctx: Context, action: Mapping) -> str | None:
         """A follow-up never outruns a save of its source (this decision's or another policy's): SkyPortal
         refuses a request for an object it does not hold yet."""
-        saves = ctx.journal.pending_for_object(action["objectId"], "save")
+        saves = ctx.journal.actions_for_object(action["objectId"], "save", pending=True)
         if saves:
             return f"waiting for the save of {action['objectId']} by {saves[0]['policy']}"
         return None

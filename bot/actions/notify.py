@@ -25,6 +25,7 @@ from pydantic import Field
 
 from bot.actions.base import ActionKind, Context, KindConfig, Result
 from bot.actions.comment import DESCRIBED
+from bot.core.policies import score_text
 
 log = logging.getLogger(__name__)
 DOWN_FOR_S = 60.0  # after a failure, the webhook is not tried again for this long (in one process)
@@ -128,7 +129,7 @@ class Notify(ActionKind):
         peak = f", peak {ev['peakmag_so_far']:.2f} mag" if ev.get("peakmag_so_far") is not None else ""
         done = "; ".join(self._fritz(ctx, ctx.main_action(action, k), k) for k in action["request"]["about"])
         return (f"BTSbot: {link} selected by {_escape(action['policy'])} — {ev['n_counting']} alerts{threshold}, "
-                f"max score {ev['max_score']:.3f}{peak}. On Fritz: {_escape(done)}")
+                f"max score {score_text(ev['max_score'])}{peak}. On Fritz: {_escape(done)}")
 
     @staticmethod
     def _fritz(ctx: Context, main: Mapping, about: str) -> str:

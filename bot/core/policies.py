@@ -144,3 +144,10 @@ def source_summary(alerts: Iterable[Mapping], model_version: str, min_score: flo
         "btsbot_latest_candid": str(scored[-1]["candid"]),
         "btsbot_model_version": model_version,
     }
+
+
+def score_text(score: float, decimals: int = 3) -> str:
+    """A score for people: `decimals` decimals, truncated, never rounded up (0.99969 -> "0.999")."""
+    from decimal import ROUND_DOWN, Decimal
+
+    return str(Decimal(repr(float(score))).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_DOWN))

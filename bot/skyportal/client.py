@@ -27,6 +27,7 @@ from bot.skyportal.transport import (
 )
 
 __all__ = [
+    "CommentResult",
     "FollowupResult",
     "RateLimiter",
     "SaveResult",
@@ -58,6 +59,15 @@ class SaveResult:
     pending: list[int]
     already: list[int]
     missing: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CommentResult:
+    """Outcome of :meth:`SkyPortalClient.post_comment`: merged is True when SkyPortal already held the same
+    comment (same text, author and groups) and answered its id with "Same comment already exists."."""
+
+    comment_id: int
+    merged: bool = False
 
 
 FollowupOutcome = Literal["posted", "ignored", "rejected", "failed", "unknown"]
@@ -324,7 +334,11 @@ class SkyPortalClient:
 
     # -- comments and annotations ----------------------------------------------------------------
     def comment(self, obj_id: str, text: str, group_ids: Iterable[int] | None = None) -> int:
-        """``POST /api/sources/{obj_id}/comments`` (SP 2.1); returns the comment id.
+        """``POST /api/sources/{obj_id}/comments`` (SP 2.1); returns the comment id (see `post_comment`)."""
+        return self.post_comment(obj_id, text, group_ids).comment_id
+
+    def post_comment(self, obj_id: str, text: str, group_ids: Iterable[int] | None = None) -> "CommentResult":
+        """``POST /api/sources/{obj_id}/comments`` (SP 2.1): the comment id, and whether SkyPortal merged it.
 
         Without ``group_ids`` the comment goes to the sitewide public group. An identical comment
         (same text, author, groups) returns the existing id ("Same comment already exists."), which is
@@ -342,7 +356,8 @@ class SkyPortalClient:
         )
         if not isinstance(data, dict) or "comment_id" not in data:
             raise SkyPortalError(200, f"no comment_id in answer: {data!r}", "POST", f"/api/sources/{obj_id}/comments")
-        return int(data["comment_id"])
+        merged = "same comment already exists" in str(data.get("message") or "").lower()
+        return CommentResult(int(data["comment_id"]), merged)
 
     def annotations(self, obj_id: str) -> list[dict]:
         """``GET /api/sources/{obj_id}/annotations`` (SP 2.2)."""
