@@ -65,15 +65,11 @@ def main():
         print(f"{n} sources, each saved (bts_p1) and triggered (bts_p2); client rate limit {args.rate:g} req/s\n")
         print("| | requests | per source |")
         print("|---|---|---|")
-        save_side = by_kind["save"] + by_kind["comment"] / 2 + by_kind["annotation"]
-        trig_side = by_kind["followup"] + by_kind["comment"] / 2
-        for label, value in (("save (GET groups, POST /api/sources, GET groups)", by_kind["save"]),
+        for label, value in (("save (one POST /api/sources)", by_kind["save"]),
                              ("follow-up (list requests, POST)", by_kind["followup"]),
-                             ("comments (one per action)", by_kind["comment"]),
-                             ("annotation (GET, POST/PUT)", by_kind["annotation"]),
-                             ("per saved source, with its comment and annotation", save_side),
-                             ("per triggered source, with its comment", trig_side),
-                             ("all", len(sim.requests))):
+                             ("comment (one for the save and the trigger at one alert)", by_kind["comment"]),
+                             ("annotation (POST; later PUT of the journaled id)", by_kind["annotation"]),
+                             ("all: per saved-and-triggered source", len(sim.requests))):
             print(f"| {label} | {value:g} | {value / n:.1f} |")
         print(f"\nwall time {seconds:.1f} s for {len(sim.requests)} requests "
               f"({len(sim.requests) / seconds:.2f} req/s); outcomes: {dict(outcomes)}")

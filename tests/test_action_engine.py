@@ -39,7 +39,7 @@ class RecordingFritz:
     def names(self):
         return [c[0] for c in self.calls]
 
-    def save_source(self, obj_id, group_ids, ra=None, dec=None):
+    def post_source(self, obj_id, group_ids, ra=None, dec=None):
         self._call("save_source", obj_id, list(group_ids))
         return SaveResult(saved=list(group_ids), pending=[], already=[])
 
@@ -64,9 +64,9 @@ class RecordingFritz:
         self.comments.setdefault(text, len(self.calls))
         return CommentResult(self.comments[text], merged)
 
-    def upsert_annotation(self, obj_id, origin, data, group_ids=None):
-        self._call("upsert_annotation", obj_id, data)
-        return 7
+    def annotate(self, obj_id, origin, data, group_ids=None, annotation_id=None):
+        self._call("upsert_annotation", obj_id, data, annotation_id)
+        return 7, annotation_id is None
 
 
 def alert(i, score, mag=18.0, peak=None):
@@ -134,12 +134,12 @@ def test_save_and_trigger_at_different_alerts_are_two_comments(journal):
 
 def test_no_comment_when_nothing_changed_on_fritz(journal):
     fritz = RecordingFritz()
-    fritz.save_source = lambda obj_id, group_ids, ra=None, dec=None: SaveResult([], [], list(group_ids))
+    fritz.post_source = lambda obj_id, group_ids, ra=None, dec=None: SaveResult([], [], [], list(group_ids))
     fritz.requests.append({"id": 9, "obj_id": OID, "allocation_id": 2001, "status": "submitted",
                            "payload": {"priority": 3, "observation_type": "IFU"}})
     _, reports = act(journal, policies(), [alert(0, 0.9), alert(1, 0.95)], {"skyportal": fritz})
     got = outcomes(reports)
-    assert got[("bts_p1", "save")] == "already_saved" and got[("bts_p2", "followup")] == "skipped"
+    assert got[("bts_p1", "save")] == "failed" and got[("bts_p2", "followup")] == "skipped"
     assert got[("bts_p1", "comment")] == "skipped" and got[("bts_p2", "comment")] == "merged"
     assert "comment" not in fritz.names()
 
@@ -231,13 +231,13 @@ def test_dry_run_sends_nothing_and_journals_each_request(journal):
 def test_stop_leaves_the_actions_not_started_pending(journal):
     fritz = RecordingFritz()
     stop = threading.Event()
-    real = fritz.save_source
+    real = fritz.post_source
 
     def save_then_stop(*a, **k):
         stop.set()  # SIGTERM arrives while the save is in flight
         return real(*a, **k)
 
-    fritz.save_source = save_then_stop
+    fritz.post_source = save_then_stop
     pols = policies()
     actor = Actor(journal, pols, {"skyportal": fritz}, mode="live")
     mv = pols[0].model_version
@@ -390,3 +390,13 @@ def test_a_followup_refused_for_a_missing_source_is_retried(journal):
     assert "Could not find source" in pending["error"]
     assert outcomes(actor.run_pending())[("bts_p2", "followup")] == "posted"
     assert fritz.names().count("submit_followup") == 2
+
+
+def test_an_annotation_update_puts_the_journaled_id_and_says_updated(journal):
+    fritz = RecordingFritz()
+    actor, reports = act(journal, policies(), [alert(0, 0.9), alert(1, 0.95)], {"skyportal": fritz})
+    assert outcomes(reports)[("bts_p1", "annotation")] == "posted"
+    _, reports = act(journal, policies(), [alert(2, 0.97)], {"skyportal": fritz})  # a new alert: summary changed
+    assert outcomes(reports) == {("bts_p1", "annotation"): "updated"}
+    first, second = [c for c in fritz.calls if c[0] == "upsert_annotation"]
+    assert first[3] is None and second[3] == 7  # the id journaled the first time is PUT, nothing read

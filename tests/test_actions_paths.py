@@ -147,7 +147,7 @@ def test_existing_lower_priority_request_is_raised_not_duplicated(make_runtime, 
     assert r.status_code == 200, r.text
     report = cycle(make_runtime())
     assert outcomes(report)[("bts_p2", "followup")] == "updated"
-    assert outcomes(report)[("bts_p1", "save")] == "already_saved"
+    assert outcomes(report)[("bts_p1", "save")] == "saved"  # one POST: saved_to_groups lists already-saved groups too
     reqs = fritz_requests(skyportal)
     assert len(reqs) == 1 and reqs[0]["payload"]["priority"] == 3
     assert len(calls(skyportal, "POST", "/api/followup_request")) == 1  # only the one made above

@@ -409,6 +409,8 @@ class TestMethodsFake:
         assert call["method"] == "PUT" and call["url"].endswith("/api/followup_request/5")
         assert call["json"] == {"payload": {"observation_type": "IFU", "priority": 4}, "obj_id": "ZTF1", "allocation_id": 2001}
         assert "status" not in call["json"]
+        with pytest.raises(TypeError):  # the real server answers 500 to target_group_ids in a PUT: never sent
+            c.update_followup(5, "ZTF1", 2001, {"priority": 4}, target_group_ids=[1001])
 
     def test_annotation_post_race_then_put(self):
         s = FakeSession(
@@ -568,6 +570,16 @@ class TestSimSources:
         assert posts(sim, "/api/sources")[-1]["body"] == {"id": OBJ, "group_ids": [1002]}
         assert saved_groups(client, OBJ) == {1001, 1002}
 
+    def test_post_source_is_one_request(self, sim, client):
+        n = len(sim.requests)
+        assert client.post_source(OBJ, [1001], RA, DEC) == SaveResult(saved=[1001], pending=[], already=[])
+        assert client.post_source(OBJ, [1001, 1002], RA, DEC) == SaveResult(saved=[1001, 1002], pending=[], already=[])
+        assert [(r["method"], r["path"]) for r in sim.requests[n:]] == [("POST", "/api/sources")] * 2
+        assert saved_groups(client, OBJ) == {1001, 1002}
+        with pytest.raises(SkyPortalError) as ei:  # a group the bot is not in: refused, naming it
+            client.post_source(OBJ, [1003], RA, DEC)
+        assert ei.value.status == 400 and "1003" in ei.value.message
+
     def test_existing_obj_saved_elsewhere(self, client):
         # ZTF18simjunk exists, saved to 1002 by the scanner
         assert saved_groups(client, "ZTF18simjunk") == {1002}
@@ -623,6 +635,19 @@ class TestSimCommentsAnnotations:
         methods = [(r["method"], r["path"]) for r in sim.writes()]
         assert ("PUT", f"/api/sources/{OBJ}/annotations/{a1}") in methods
         assert len(posts(sim, f"/api/sources/{OBJ}/annotations")) == 1
+
+    def test_annotate_posts_then_puts_the_known_id(self, sim, client):
+        client.post_source(OBJ, [1001], RA, DEC)
+        n = len(sim.requests)
+        aid, created = client.annotate(OBJ, "btsbot", {"score": 0.5}, [1001])
+        assert created is True
+        assert client.annotate(OBJ, "btsbot", {"score": 0.9}, [1001], annotation_id=aid) == (aid, False)
+        assert [(r["method"], r["path"]) for r in sim.requests[n:]] == [
+            ("POST", f"/api/sources/{OBJ}/annotations"), ("PUT", f"/api/sources/{OBJ}/annotations/{aid}")]
+        # an id not journaled (another run made it): POST answers "already exists", then read and PUT
+        assert client.annotate(OBJ, "btsbot", {"score": 0.95}, [1001]) == (aid, False)
+        anns = [a for a in client.annotations(OBJ) if a["origin"] == "btsbot"]
+        assert len(anns) == 1 and anns[0]["data"] == {"score": 0.95}
 
     def test_annotation_unknown_obj_404(self, client):
         with pytest.raises(SkyPortalError) as ei:

@@ -1,7 +1,8 @@
 """annotation: the `btsbot` annotation on a source some policy acted on, kept current.
 
 Latest score, max score, counting alerts and model version (`bot.core.policies.source_summary`);
-unique per (source, origin) on SkyPortal, so it is created once and updated with PUT. Planned per
+unique per (source, origin) on SkyPortal, so it is created once (POST) and then updated with a PUT of
+the id journaled from the first time ("updated"): one request each time. Planned per
 source (not per decision) each time the source's summary changes, keyed by its latest candid.
 """
 
@@ -43,5 +44,8 @@ class Annotation(ActionKind):
 
     def execute(self, ctx: Context, action: Mapping) -> Result:
         r = action["request"]
-        aid = ctx.service("skyportal").upsert_annotation(r["obj_id"], r["origin"], r["data"], r["group_ids"])
-        return "posted", {"annotation_id": aid}
+        known = next((a["response"]["annotation_id"] for a in reversed(ctx.journal.actions_for_object(
+            r["obj_id"], self.name)) if a["status"] == "done" and (a["response"] or {}).get("annotation_id")), None)
+        aid, created = ctx.service("skyportal").annotate(r["obj_id"], r["origin"], r["data"], r["group_ids"],
+                                                        annotation_id=known)
+        return ("posted" if created else "updated"), {"annotation_id": aid}

@@ -1,4 +1,5 @@
-"""save: put a selected source in the policy's Fritz groups (`POST /api/sources`, idempotent)."""
+"""save: put a selected source in the policy's Fritz groups: one `POST /api/sources` (idempotent; its
+`saved_to_groups` says where the source is now, so nothing is read before or after)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ class Save(ActionKind):
 
     def execute(self, ctx: Context, action: Mapping) -> Result:
         r = action["request"]
-        res = ctx.service("skyportal").save_source(r["obj_id"], r["group_ids"], ra=r.get("ra"), dec=r.get("dec"))
+        res = ctx.service("skyportal").post_source(r["obj_id"], r["group_ids"], ra=r.get("ra"), dec=r.get("dec"))
         response = {"saved": res.saved, "pending": res.pending, "already": res.already, "missing": res.missing}
         if res.pending:
             return "pending_invitation", response | {"message": f"invitation pending for group(s) {res.pending}"}

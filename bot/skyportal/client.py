@@ -332,6 +332,27 @@ class SkyPortalClient:
             )
         return SaveResult(saved, pending, already, missing)
 
+    def post_source(
+        self, obj_id: str, group_ids: Iterable[int], ra: float | None = None, dec: float | None = None
+    ) -> SaveResult:
+        """Save to groups with ONE ``POST /api/sources`` (idempotent, SP 1.1), no read before or after.
+
+        ``ra``/``dec`` are sent when known (required for a new Obj, not written for an existing one).
+        ``saved_to_groups`` lists every requested group the source is now saved to (already saved ones
+        included, SP 1.1), reported as ``saved``; a requested group it leaves out is ``missing``.
+        """
+        gids = list(dict.fromkeys(_as_id("group id", g) for g in group_ids))
+        _obj_path(obj_id)
+        body: dict[str, Any] = {"id": obj_id, "group_ids": gids}
+        if ra is not None and dec is not None:
+            body["ra"], body["dec"] = float(ra), float(dec)
+        data = self.transport.request("POST", "/api/sources", body=body, retry=True)
+        listed = data.get("saved_to_groups") if isinstance(data, dict) else None
+        if not isinstance(listed, list):
+            raise SkyPortalError(200, f"no saved_to_groups in answer: {data!r}", "POST", "/api/sources")
+        listed = {g for g in listed if isinstance(g, int)}
+        return SaveResult([g for g in gids if g in listed], [], [], [g for g in gids if g not in listed])
+
     # -- comments and annotations ----------------------------------------------------------------
     def comment(self, obj_id: str, text: str, group_ids: Iterable[int] | None = None) -> int:
         """``POST /api/sources/{obj_id}/comments`` (SP 2.1); returns the comment id (see `post_comment`)."""
@@ -406,6 +427,41 @@ class SkyPortalClient:
             raise SkyPortalError(200, f"no annotation_id in answer: {res!r}", "POST", base)
         return int(res["annotation_id"])
 
+    def annotate(
+        self, obj_id: str, origin: str, data: Mapping[str, Any], group_ids: Iterable[int] | None = None,
+        annotation_id: int | None = None,
+    ) -> tuple[int, bool]:
+        """Create or update the ``origin`` annotation in one request when possible; (id, created).
+
+        With a known ``annotation_id`` (journaled from an earlier call): ``PUT`` it. Otherwise ``POST``.
+        A PUT refused (the annotation is gone or not ours, 400/403/404) or a POST answered "Annotation
+        already exists" falls back to :meth:`upsert_annotation` (read the annotations, then PUT or POST).
+        """
+        if not isinstance(origin, str) or not _ORIGIN_RE.match(origin):
+            raise ValueError(f"annotation origin {origin!r} must start with a word character")
+        if not isinstance(data, Mapping):
+            raise ValueError("annotation data must be a mapping")
+        base = f"/api/sources/{_obj_path(obj_id)}/annotations"
+        body: dict[str, Any] = {"origin": origin, "data": dict(data)}
+        gl = None if group_ids is None else [_as_id("group id", g) for g in group_ids]
+        if gl:
+            body["group_ids"] = gl
+        try:
+            if annotation_id is not None:
+                self.transport.request("PUT", f"{base}/{_as_id('annotation id', annotation_id)}", body=body, retry=True)
+                return int(annotation_id), False
+            res = self.transport.request("POST", base, body=body, retry=True)
+        except SkyPortalError as e:
+            exists = annotation_id is None and e.status == 400 and "already exists" in e.message.lower()
+            if not exists and not (annotation_id is not None and e.status in (400, 403, 404)):
+                raise
+            before = _find_annotation(self.annotations(obj_id), origin)
+            aid = self.upsert_annotation(obj_id, origin, data, group_ids)
+            return aid, before is None
+        if not isinstance(res, dict) or "annotation_id" not in res:
+            raise SkyPortalError(200, f"no annotation_id in answer: {res!r}", "POST", base)
+        return int(res["annotation_id"]), True
+
     # -- follow-up requests ----------------------------------------------------------------------
     def followup_requests(self, obj_id: str, allocation_id: int | None = None) -> list[dict]:
         """The follow-up requests of exactly ``obj_id`` (SP 3.3).
@@ -475,12 +531,13 @@ class SkyPortalClient:
         obj_id: str,
         allocation_id: int,
         payload: Mapping[str, Any],
-        target_group_ids: Iterable[int] | None = None,
     ) -> dict:
         """``PUT /api/followup_request/{id}`` in "Mode B" (SP 3.4): validated, calls the facility update.
 
         Replaces the whole payload: pass the full existing payload with the new priority. Never sends
-        ``status`` (that would switch to "Mode A", skipping validation and the facility).
+        ``status`` (that would switch to "Mode A", skipping validation and the facility), nor
+        ``target_group_ids``: the real server answers 500 to it (a SkyPortal bug, SP 8), which would be
+        retried forever; the target groups set by the POST stay.
         """
         if not isinstance(payload, Mapping) or not payload:
             raise ValueError("update_followup needs the full payload (the PUT replaces it wholesale)")
@@ -490,8 +547,6 @@ class SkyPortalClient:
             "obj_id": obj_id,
             "allocation_id": _as_id("allocation id", allocation_id),
         }
-        if target_group_ids is not None:
-            body["target_group_ids"] = [_as_id("group id", g) for g in target_group_ids]
         data = self.transport.request(
             "PUT", f"/api/followup_request/{_as_id('request id', request_id)}", body=body, retry=True
         )
