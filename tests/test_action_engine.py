@@ -400,3 +400,36 @@ def test_an_annotation_update_puts_the_journaled_id_and_says_updated(journal):
     assert outcomes(reports) == {("bts_p1", "annotation"): "updated"}
     first, second = [c for c in fritz.calls if c[0] == "upsert_annotation"]
     assert first[3] is None and second[3] == 7  # the id journaled the first time is PUT, nothing read
+
+
+def test_own_followup_request_is_recognised_after_a_kill_just_after_the_post(journal, monkeypatch):
+    fritz = RecordingFritz()
+    pols = policies()
+    real = journal.finish_action
+
+    def killed(action_id, outcome, *a, **k):
+        if journal.action(action_id)["action"] == "followup":
+            raise KeyboardInterrupt("killed between the follow-up POST and its journal entry")
+        return real(action_id, outcome, *a, **k)
+
+    monkeypatch.setattr(journal, "finish_action", killed)
+    with pytest.raises(KeyboardInterrupt):
+        act(journal, pols, [alert(0, 0.9), alert(1, 0.95)], {"skyportal": fritz})
+    monkeypatch.undo()
+    (pending,) = [a for a in journal.unfinished_actions() if a["action"] == "followup"]
+    assert pending["attempt"]["body"]["payload"] == fritz.requests[0]["payload"]  # marked before the POST
+    reports = Actor(journal, pols, {"skyportal": fritz}, mode="live").run_pending()  # the restarted bot
+    got = outcomes(reports)
+    assert got[("bts_p2", "followup")] == "posted" and fritz.names().count("submit_followup") == 1
+    (done,) = [a for a in journal.history(kind="actions") if a["action"] == "followup"]
+    assert done["response"]["request_id"] == 1 and "own request recognised" in done["response"]["message"]
+    (text,) = [c[2] for c in fritz.calls if c[0] == "comment"]  # one comment, saying it was requested
+    assert "SEDM follow-up requested (request 1) by bts_p2" in text
+
+
+def test_a_request_someone_else_made_is_still_skipped(journal):
+    fritz = RecordingFritz()
+    fritz.requests.append({"id": 9, "obj_id": OID, "allocation_id": 2001, "status": "submitted",
+                           "payload": {"priority": 3, "observation_type": "IFU"}})
+    _, reports = act(journal, policies(), [alert(0, 0.9), alert(1, 0.95)], {"skyportal": fritz})
+    assert outcomes(reports)[("bts_p2", "followup")] == "skipped"

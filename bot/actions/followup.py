@@ -42,6 +42,17 @@ def missing_object(message: str | None) -> bool:
     return bool(message) and _MISSING_OBJECT.search(message) is not None
 
 
+def own_request(listing: Iterable[Mapping], body: Mapping | None) -> Mapping | None:
+    """The request in `listing` that the POST of `body` (journaled just before sending) created, if any: the
+    same object, allocation and payload -- its start/end dates were computed at that send, so no other
+    request carries the same payload."""
+    if not body:
+        return None
+    return next((q for q in listing if q.get("obj_id") == body.get("obj_id")
+                 and q.get("allocation_id") == body.get("allocation_id") and q.get("payload") == body.get("payload")
+                 and "deleted" not in str(q.get("status", "")).lower()), None)
+
+
 def allocations(policies: Iterable) -> list[int]:
     """Every allocation some policy requests follow-up with (sorted), checked at start."""
     return sorted({p.actions.followup.allocation_id for p in policies if p.actions is not None and p.actions.followup})
@@ -82,7 +93,13 @@ class Followup(ActionKind):
 
     def execute(self, ctx: Context, action: Mapping) -> Result:
         client, r, now = ctx.service("skyportal"), action["request"], ctx.now()
-        plan = self._plan(client, r, now)
+        listing = client.followup_requests(r["obj_id"], r["allocation_id"])
+        own = own_request(listing, (action.get("attempt") or {}).get("body"))
+        if own is not None:  # killed after our POST, before its outcome was journaled: it is ours
+            return "posted", {"request": action["attempt"]["body"], "request_id": own.get("id"),
+                              "status": own.get("status"), "http_status": None,
+                              "message": "own request recognised in the listing after a restart"}
+        plan = plan_followup(listing, r["allocation_id"], r["payload"], now)
         if plan.action == "skip":
             return "skipped", {"reason": plan.reason, "request_id": (plan.request or {}).get("id")}
         if plan.action == "update":
@@ -90,6 +107,7 @@ class Followup(ActionKind):
             client.update_followup(rid, r["obj_id"], r["allocation_id"], plan.update_payload)
             return "updated", {"reason": plan.reason, "request_id": rid, "payload": plan.update_payload}
         body = self._body(r, now)
+        ctx.journal.mark_sending(action["id"], {"body": body})  # before the POST: a restart can recognise it
         res = client.submit_followup(body)
         response = {"request": body, "request_id": res.request_id, "status": res.status, "message": res.message,
                     "http_status": res.http_status}
