@@ -101,6 +101,21 @@ def act(journal, pols, alerts, services, mode="live", **kw):
     return actor, actor.run_pending()
 
 
+def act_killed_after(journal, monkeypatch, kind, pols, fritz):
+    """`act`, killed between the request of the first `kind` action and the journal entry of its outcome."""
+    real = journal.finish_action
+
+    def killed(action_id, outcome, *a, **k):
+        if journal.action(action_id)["action"] == kind:
+            raise KeyboardInterrupt(f"killed between the {kind} request and its journal entry")
+        return real(action_id, outcome, *a, **k)
+
+    monkeypatch.setattr(journal, "finish_action", killed)
+    with pytest.raises(KeyboardInterrupt):
+        act(journal, pols, [alert(0, 0.9), alert(1, 0.95)], {"skyportal": fritz})
+    monkeypatch.undo()
+
+
 def outcomes(reports):
     return {(r.policy, r.action): r.outcome for r in reports}
 
@@ -147,17 +162,7 @@ def test_no_comment_when_nothing_changed_on_fritz(journal):
 def test_a_retried_comment_is_byte_identical_and_journaled_as_merged(journal, monkeypatch):
     fritz = RecordingFritz()
     pols = policies()[:1]
-    real = journal.finish_action
-
-    def killed(action_id, outcome, *a, **k):
-        if outcome == "posted" and journal.action(action_id)["action"] == "comment":
-            raise KeyboardInterrupt("killed between the comment POST and its journal entry")
-        return real(action_id, outcome, *a, **k)
-
-    monkeypatch.setattr(journal, "finish_action", killed)
-    with pytest.raises(KeyboardInterrupt):
-        act(journal, pols, [alert(0, 0.9), alert(1, 0.95)], {"skyportal": fritz})
-    monkeypatch.undo()
+    act_killed_after(journal, monkeypatch, "comment", pols, fritz)
     reports = Actor(journal, pols, {"skyportal": fritz}, mode="live").run_pending()  # restarted later
     assert outcomes(reports) == {("bts_p1", "comment"): "posted", ("bts_p1", "annotation"): "posted"}
     first, again = [c[2] for c in fritz.calls if c[0] == "comment"]
@@ -405,17 +410,7 @@ def test_an_annotation_update_puts_the_journaled_id_and_says_updated(journal):
 def test_own_followup_request_is_recognised_after_a_kill_just_after_the_post(journal, monkeypatch):
     fritz = RecordingFritz()
     pols = policies()
-    real = journal.finish_action
-
-    def killed(action_id, outcome, *a, **k):
-        if journal.action(action_id)["action"] == "followup":
-            raise KeyboardInterrupt("killed between the follow-up POST and its journal entry")
-        return real(action_id, outcome, *a, **k)
-
-    monkeypatch.setattr(journal, "finish_action", killed)
-    with pytest.raises(KeyboardInterrupt):
-        act(journal, pols, [alert(0, 0.9), alert(1, 0.95)], {"skyportal": fritz})
-    monkeypatch.undo()
+    act_killed_after(journal, monkeypatch, "followup", pols, fritz)
     (pending,) = [a for a in journal.unfinished_actions() if a["action"] == "followup"]
     assert pending["attempt"]["body"]["payload"] == fritz.requests[0]["payload"]  # marked before the POST
     reports = Actor(journal, pols, {"skyportal": fritz}, mode="live").run_pending()  # the restarted bot
