@@ -158,21 +158,21 @@ class Transport:
     def __getstate__(self):
         raise TypeError(f"{type(self).__name__} holds a secret token and cannot be pickled")
 
-    def _redact(self, text: Any) -> str:
+    def redact(self, text: Any) -> str:
         return redact(text, (self.__token,), "<redacted>")
 
-    def _is_token(self, value: Any) -> bool:
+    def is_token(self, value: Any) -> bool:
         """Whether ``value`` is this transport's token (without ever exposing the token)."""
         return value == self.__token
 
-    def _scrub(self, obj: Any) -> Any:
+    def scrub(self, obj: Any) -> Any:
         """Deep copy of decoded JSON with any occurrence of the token replaced."""
         if isinstance(obj, dict):
-            return {k: self._scrub(v) for k, v in obj.items()}
+            return {k: self.scrub(v) for k, v in obj.items()}
         if isinstance(obj, list):
-            return [self._scrub(v) for v in obj]
+            return [self.scrub(v) for v in obj]
         if isinstance(obj, str):
-            return self._redact(obj)
+            return self.redact(obj)
         return obj
 
     def close(self) -> None:
@@ -185,7 +185,7 @@ class Transport:
         self.close()
 
     # -- transport -------------------------------------------------------------------------------
-    def _send(self, method: str, path: str, params: Mapping | None, body: Any, timeout: float) -> _Response:
+    def send(self, method: str, path: str, params: Mapping | None, body: Any, timeout: float) -> _Response:
         """One HTTP exchange (rate limited). Raises requests exceptions on transport failures."""
         self._limiter.acquire()
         headers = {"Authorization": f"token {self.__token}", "Accept": "application/json"}
@@ -213,15 +213,15 @@ class Transport:
         log.debug("%s %s -> %s in %.3fs", method, path, status, time.monotonic() - t0)
         return _Response(status, envelope, raw, retry_after)
 
-    def _error_text(self, r: _Response) -> str:
+    def error_text(self, r: _Response) -> str:
         if r.envelope is not None:
             msg = r.envelope.get("message")
             if msg:
-                return self._redact(msg)
-            return self._redact(f"status={r.envelope.get('status')!r}")
-        return self._redact(_describe_non_json(r.status, r.text))
+                return self.redact(msg)
+            return self.redact(f"status={r.envelope.get('status')!r}")
+        return self.redact(_describe_non_json(r.status, r.text))
 
-    def _request(
+    def request(
         self,
         method: str,
         path: str,
@@ -236,20 +236,20 @@ class Transport:
         def once() -> Any:
             failure = None  # raised outside the except block: the token-bearing exception is not chained
             try:
-                r = self._send(method, path, params, body, self.timeout_s)
+                r = self.send(method, path, params, body, self.timeout_s)
             except requests.RequestException as exc:
-                failure = SkyPortalError(None, self._redact(f"{type(exc).__name__}: {exc}"), method, path,
+                failure = SkyPortalError(None, self.redact(f"{type(exc).__name__}: {exc}"), method, path,
                                          transient=isinstance(exc, (requests.Timeout, requests.ConnectionError)))
             if failure is not None:
                 raise failure
             if r.status == 200 and r.envelope is not None and r.envelope.get("status") == "success":
-                return self._scrub(r.envelope.get("data"))
+                return self.scrub(r.envelope.get("data"))
             if r.status == 200 and r.envelope is None:  # a 200 that is not JSON: a proxy page, not SkyPortal
-                raise SkyPortalError(200, self._error_text(r), method, path, transient=True)
-            msg = self._error_text(r)
+                raise SkyPortalError(200, self.error_text(r), method, path, transient=True)
+            msg = self.error_text(r)
             if r.status == 401:
                 msg = f"the SkyPortal token was refused or lacks an ACL (HTTP 401): {msg}"
-            err = SkyPortalError(r.status, msg, method, path, data=self._scrub(r.envelope))
+            err = SkyPortalError(r.status, msg, method, path, data=self.scrub(r.envelope))
             if r.status in RETRY_AFTER_STATUSES and r.retry_after is not None:
                 err.retry_after = min(r.retry_after, self.max_retry_after_s)
             raise err
@@ -267,16 +267,7 @@ class Transport:
                 err.args = (str(err),)
             raise
 
-    def _get(self, path: str, params: Mapping | None = None) -> Any:
-        return self._request("GET", path, params=params, retry=True)
 
-    # -- the surface SkyPortalClient (which holds a Transport) uses ------------------------------
-    request = _request
-    send = _send
-    redact = _redact
-    scrub = _scrub
-    is_token = _is_token
-    error_text = _error_text
 
 
 # ------------------------------------------------------------------------------------------------
