@@ -1,9 +1,11 @@
 """Acting on Fritz at its rate limit: requests per saved / triggered source and wall time.
 
-    python benchmarks/bench_actions.py [--sources 50] [--rate 5]
+    python benchmarks/bench_actions.py [--sources 50] [--rate 5] [--existing]
 
 N synthetic sources are selected by bts_p1 (save + comment + annotation) and bts_p2 (SEDM request +
 comment); the actions run against the local SkyPortal with the client's rate limit (Fritz: 5 req/s).
+With --existing the Objs exist on Fritz before (unsaved candidates, as a Fritz filter posts them), so
+the follow-up has to list their requests.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sources", type=int, default=50)
     ap.add_argument("--rate", type=float, default=5.0)
+    ap.add_argument("--existing", action="store_true", help="the Objs exist on Fritz (unsaved) beforehand")
     args = ap.parse_args()
     cfg = load_config(env={})
     with tempfile.TemporaryDirectory() as tmp, SkyPortalSim() as sim:
@@ -50,6 +53,8 @@ def main():
                                  0.9, 18.0, 18.0, 1.0, mv)
                     actor.plan(d, {"extra": {"ra": 10.0 + i / 10, "dec": 20.0}})
                 actor.plan_source(oid)
+        if args.existing:
+            sim.add_objs({f"ZTF24bench{i:04d}": (10.0 + i / 10, 20.0) for i in range(args.sources)})
         sim.clear_requests()
         t = time.perf_counter()
         reports = actor.run_pending()
@@ -62,11 +67,13 @@ def main():
                     else "annotation" if "/annotations" in path else "save" if path.startswith("/api/sources") else "other")
             by_kind[kind] += 1
         n = args.sources
-        print(f"{n} sources, each saved (bts_p1) and triggered (bts_p2); client rate limit {args.rate:g} req/s\n")
+        print(f"{n} {'existing unsaved' if args.existing else 'new'} sources, each saved (bts_p1) and triggered "
+              f"(bts_p2); client rate limit {args.rate:g} req/s\n")
         print("| | requests | per source |")
         print("|---|---|---|")
-        for label, value in (("save (one POST /api/sources)", by_kind["save"]),
-                             ("follow-up (list requests, POST)", by_kind["followup"]),
+        listing = "list requests, POST" if args.existing else "POST; no listing: the save created the Obj"
+        for label, value in (("save (read the source, one POST /api/sources)", by_kind["save"]),
+                             (f"follow-up ({listing})", by_kind["followup"]),
                              ("comment (one for the save and the trigger at one alert)", by_kind["comment"]),
                              ("annotation (POST; later PUT of the journaled id)", by_kind["annotation"]),
                              ("all: per saved-and-triggered source", len(sim.requests))):

@@ -14,7 +14,7 @@ from bot.core.policies import evaluate, score_text
 from bot.journal import Journal
 from bot.runtime import configured_policies
 from bot.sim.webhook import WebhookSim
-from bot.skyportal.client import CommentResult, FollowupResult, SaveResult
+from bot.skyportal.client import CommentResult, FollowupResult, SaveResult, SourceView
 from bot.skyportal.errors import SkyPortalError
 
 OID = "ZTF23abhvlji"
@@ -30,6 +30,7 @@ class RecordingFritz:
         self.fail: dict[str, list[Exception]] = {}
         self.requests: list[dict] = []
         self.comments: dict[str, int] = {}  # text -> id: SkyPortal merges an identical comment
+        self.exists, self.groups, self.annotations = False, set(), []  # what Fritz holds of the source
 
     def _call(self, name, *args):
         self.calls.append((name, *args))
@@ -39,8 +40,17 @@ class RecordingFritz:
     def names(self):
         return [c[0] for c in self.calls]
 
+    def source_view(self, obj_id):
+        self._call("source_view", obj_id)
+        if not (self.exists or self.requests):  # a request exists only for an existing Obj
+            return SourceView(obj_id, False)
+        return SourceView(obj_id, True, {g: {"id": g, "active": True} for g in self.groups},
+                          [dict(r) for r in self.requests if "deleted" not in r["status"]], list(self.annotations))
+
     def post_source(self, obj_id, group_ids, ra=None, dec=None):
         self._call("save_source", obj_id, list(group_ids))
+        self.exists = True
+        self.groups |= set(group_ids)
         return SaveResult(saved=list(group_ids), pending=[], already=[])
 
     def followup_requests(self, obj_id, allocation_id=None):
@@ -50,8 +60,9 @@ class RecordingFritz:
     def submit_followup(self, body):
         self._call("submit_followup", body)
         rid = len(self.requests) + 1
+        payload = {"exposure_time": -1, "maximum_airmass": 2.8, "maximum_fwhm": 10, **body["payload"]}  # SP 3.7
         self.requests.append({"id": rid, "obj_id": body["obj_id"], "allocation_id": body["allocation_id"],
-                              "payload": body["payload"], "status": "submitted"})
+                              "payload": payload, "status": "submitted"})
         return FollowupResult("posted", rid, "submitted", None, None, 200)
 
     def update_followup(self, request_id, obj_id, allocation_id, payload):
@@ -126,7 +137,8 @@ def test_a_saved_and_triggered_source_in_order(journal):
     assert outcomes(reports) == {("bts_p1", "save"): "saved", ("bts_p1", "comment"): "posted",
                                  ("bts_p1", "annotation"): "posted", ("bts_p2", "followup"): "posted",
                                  ("bts_p2", "comment"): "merged"}
-    assert fritz.names() == ["save_source", "upsert_annotation", "followup_requests", "submit_followup", "comment"]
+    # 5 requests: the source is read once (404: a new Obj, so it has no follow-up request to list)
+    assert fritz.names() == ["source_view", "save_source", "upsert_annotation", "submit_followup", "comment"]
     (text,) = [c[2] for c in fritz.calls if c[0] == "comment"]  # save and trigger at one alert: one comment
     assert text == (f"BTSbot {policies()[0].model_version}: saved to group 1001 by bts_p1 — 2 alerts > 0.5, "
                     "max score 0.950; SEDM follow-up requested (request 1) by bts_p2 — 2 alerts > 0.5, "
@@ -157,6 +169,32 @@ def test_no_comment_when_nothing_changed_on_fritz(journal):
     assert got[("bts_p1", "save")] == "failed" and got[("bts_p2", "followup")] == "skipped"
     assert got[("bts_p1", "comment")] == "skipped" and got[("bts_p2", "comment")] == "merged"
     assert "comment" not in fritz.names()
+
+
+def test_a_fritz_that_already_holds_everything_gets_no_comment(journal):
+    """A fresh journal against a Fritz that already holds the source, its SEDM request and the annotation
+    (e.g. a new bot host, or a human acted first): nothing changes on Fritz, so nothing is commented."""
+    fritz = RecordingFritz()
+    fritz.exists, fritz.groups, fritz.annotations = True, {1001}, [{"id": 5, "origin": "btsbot"}]
+    fritz.requests.append({"id": 9, "obj_id": OID, "allocation_id": 2001, "status": "submitted",
+                           "payload": {"priority": 3, "observation_type": "IFU"}})
+    _, reports = act(journal, policies(), [alert(0, 0.9), alert(1, 0.95)], {"skyportal": fritz})
+    got = outcomes(reports)
+    assert got[("bts_p1", "save")] == "already_saved" and got[("bts_p2", "followup")] == "skipped"
+    assert got[("bts_p1", "comment")] == "skipped" and got[("bts_p1", "annotation")] == "updated"
+    assert fritz.names() == ["source_view", "upsert_annotation", "followup_requests"]  # no POST, no comment
+    assert [c[3] for c in fritz.calls if c[0] == "upsert_annotation"] == [5]  # the annotation seen is PUT
+
+
+def test_a_group_already_saved_is_not_posted_again(journal):
+    fritz = RecordingFritz()
+    fritz.exists, fritz.groups = True, {1002}
+    pols = policies(**{"policies": [{"name": "bts_p1", "actions": {"save": {"group_ids": [1001, 1002]}}}]})
+    _, reports = act(journal, pols[:1], [alert(0, 0.9), alert(1, 0.95)], {"skyportal": fritz})
+    assert outcomes(reports)[("bts_p1", "save")] == "saved"
+    assert [c[2] for c in fritz.calls if c[0] == "save_source"] == [[1001]]
+    (save,) = [a for a in journal.history(kind="actions") if a["action"] == "save"]
+    assert save["response"]["saved"] == [1001] and save["response"]["already"] == [1002]
 
 
 def test_a_retried_comment_is_byte_identical_and_journaled_as_merged(journal, monkeypatch):
@@ -412,7 +450,8 @@ def test_own_followup_request_is_recognised_after_a_kill_just_after_the_post(jou
     pols = policies()
     act_killed_after(journal, monkeypatch, "followup", pols, fritz)
     (pending,) = [a for a in journal.unfinished_actions() if a["action"] == "followup"]
-    assert pending["attempt"]["body"]["payload"] == fritz.requests[0]["payload"]  # marked before the POST
+    sent, stored = pending["attempt"]["body"]["payload"], fritz.requests[0]["payload"]  # marked before the POST
+    assert sent.items() < stored.items()  # Fritz stores it with SEDM's defaults added
     reports = Actor(journal, pols, {"skyportal": fritz}, mode="live").run_pending()  # the restarted bot
     got = outcomes(reports)
     assert got[("bts_p2", "followup")] == "posted" and fritz.names().count("submit_followup") == 1

@@ -147,10 +147,29 @@ def test_existing_lower_priority_request_is_raised_not_duplicated(make_runtime, 
     assert r.status_code == 200, r.text
     report = cycle(make_runtime())
     assert outcomes(report)[("bts_p2", "followup")] == "updated"
-    assert outcomes(report)[("bts_p1", "save")] == "saved"  # one POST: saved_to_groups lists already-saved groups too
+    assert outcomes(report)[("bts_p1", "save")] == "already_saved"  # read first: nothing posted
+    assert len(calls(skyportal, "POST", "/api/sources")) == 1  # the test's own
+    (text,) = [r["body"]["text"] for r in calls(skyportal, "POST", f"/api/sources/{SN}/comments")]
+    assert "priority raised" in text and "saved" not in text  # the comment says what changed, only that
     reqs = fritz_requests(skyportal)
     assert len(reqs) == 1 and reqs[0]["payload"]["priority"] == 3
     assert len(calls(skyportal, "POST", "/api/followup_request")) == 1  # only the one made above
+
+
+def test_a_fresh_journal_against_a_fritz_that_holds_everything_changes_nothing(make_runtime, skyportal):
+    """A new bot (fresh journal) against a Fritz where an earlier bot saved SN 2023tyk, requested SEDM and
+    annotated it: nothing is posted (no save, no request, no comment); the annotation is updated in place."""
+    cycle(make_runtime())
+    n = len(skyportal.requests)
+    report = cycle(make_runtime(state={"path": "fresh.sqlite"}))
+    got = outcomes(report)
+    assert got[("bts_p1", "save")] == "already_saved" and got[("bts_p2", "followup")] == "skipped"
+    assert got[("bts_p1", "comment")] == "skipped" and got[("bts_p1", "annotation")] == "updated"
+    sent = [(r["method"], r["path"].rsplit("/", 1)[0] if r["method"] == "PUT" else r["path"])
+            for r in skyportal.requests[n:] if r["path"] != "/api/internal/profile"]
+    writes = [x for x in sent if x[0] != "GET"]
+    assert writes == [("PUT", f"/api/sources/{SN}/annotations")]
+    assert len(calls(skyportal, "POST", "/api/followup_request")) == 1 and len(fritz_requests(skyportal)) == 1
 
 
 def test_restart_between_decision_and_action_acts_once(make_runtime, skyportal, monkeypatch):
@@ -190,8 +209,11 @@ def test_restart_after_the_post_before_its_outcome_acts_once(make_runtime, skypo
     rt.close()
 
     report = cycle(make_runtime())
-    assert outcomes(report)[("bts_p2", "followup")] == "skipped"  # found on Fritz: not posted again
+    # its own request (stored with the defaults SEDM adds to the payload) is recognised: posted, once
+    assert outcomes(report)[("bts_p2", "followup")] == "posted"
     assert len(calls(skyportal, "POST", "/api/followup_request")) == 1
+    texts = [r["body"]["text"] for r in calls(skyportal, "POST", f"/api/sources/{SN}/comments")]
+    assert sum("SEDM follow-up requested" in t for t in texts) == 1 and not any("skipped" in t for t in texts)
 
 
 def test_tokens_never_reach_the_journal(make_runtime, skyportal, example_kowalski):

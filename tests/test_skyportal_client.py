@@ -341,23 +341,22 @@ class TestMethodsFake:
         with pytest.raises(ValueError, match="Annotate"):
             c.check([1001], [2001])
 
-    def test_save_pending_invitation_detected(self):
-        before = {"id": "ZTF1", "groups": []}
-        after = {"id": "ZTF1", "groups": [
-            {"id": 1001, "active": True, "requested": False},
-            {"id": 1003, "active": False, "requested": True},
-        ]}
-        s = FakeSession(ok(before), ok({"id": "ZTF1", "saved_to_groups": [1001, 1003]}), ok(after))
+    def test_source_view_is_one_get_with_requested_rows(self):
+        src = {"id": "ZTF1", "groups": [{"id": 1001, "active": True, "requested": False},
+                                        {"id": 1003, "active": False, "requested": True}],
+               "followup_requests": [{"id": 4, "obj_id": "ZTF1", "allocation_id": 2001, "status": "submitted"}],
+               "annotations": [{"id": 8, "origin": "btsbot", "data": {}}]}
+        s = FakeSession(ok(src))
         c, _ = make(s)
-        res = c.save_source("ZTF1", [1001, 1003])
-        assert res == SaveResult(saved=[1001], pending=[1003], already=[])
-        assert s.calls[0]["params"] == {"includeRequested": "true"}
-        assert s.calls[1]["json"] == {"id": "ZTF1", "group_ids": [1001, 1003]}  # no ra/dec for an existing Obj
+        view = c.source_view("ZTF1")
+        assert view.exists and view.active_groups == {1001}  # a pending invitation is not a save
+        assert [r["id"] for r in view.followup_requests] == [4] and view.annotation_id("btsbot") == 8
+        assert len(s.calls) == 1 and s.calls[0]["params"] == {"includeRequested": "true"}
 
-    def test_save_new_obj_needs_position(self):
+    def test_source_view_of_a_missing_obj(self):
         c, _ = make(FakeSession(err(404, "Source not found")))
-        with pytest.raises(ValueError, match="ra and dec"):
-            c.save_source("ZTF1", [1001])
+        view = c.source_view("ZTF1")
+        assert not view.exists and view.active_groups == set() and view.annotation_id("btsbot") is None
 
     def test_followup_paging_and_exact_filter(self):
         page1 = {"followup_requests": [{"id": i, "obj_id": "ZTF1", "allocation_id": 2001} for i in range(3)],
@@ -428,7 +427,7 @@ class TestMethodsFake:
         c, _ = make(FakeSession())
         for bad in ("", "ZTF 1", "../x", None):
             with pytest.raises(ValueError):
-                c.get_source(bad)  # type: ignore[arg-type]
+                c.source_view(bad)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -475,8 +474,7 @@ READONLY_TOKEN = "5e6d3c1a-9b1f-4c2e-8d7a-b75b07000002"  # seeded bot token with
 
 def saved_groups(client, obj_id):
     """The groups a source is actively saved to, as the default GET lists them (SP 7.8)."""
-    src = client.get_source(obj_id)
-    return {g["id"] for g in (src or {}).get("groups", []) if g.get("active", True) is not False}
+    return client.source_view(obj_id).active_groups
 
 
 def posts(sim, path):
@@ -552,23 +550,17 @@ class TestSimProfileCheck:
 
 
 class TestSimSources:
-    def test_get_missing_source_is_none(self, client):
-        assert client.get_source("ZTF99nothere") is None
+    def test_missing_source_view(self, client):
+        assert not client.source_view("ZTF99nothere").exists
         assert saved_groups(client, "ZTF99nothere") == set()
 
     def test_save_twice_idempotent(self, sim, client):
-        r1 = client.save_source(OBJ, [1001], RA, DEC)
-        assert r1 == SaveResult(saved=[1001], pending=[], already=[])
+        assert client.post_source(OBJ, [1001], RA, DEC).saved == [1001]
         assert posts(sim, "/api/sources")[0]["body"] == {"id": OBJ, "group_ids": [1001], "ra": RA, "dec": DEC}
-        r2 = client.save_source(OBJ, [1001], RA, DEC)
-        assert r2 == SaveResult(saved=[], pending=[], already=[1001])
-        assert len(posts(sim, "/api/sources")) == 1
+        assert client.post_source(OBJ, [1001], RA, DEC).saved == [1001]  # idempotent: listed again
         assert saved_groups(client, OBJ) == {1001}
-        # adding a second group later: only the new one is posted, no ra/dec for an existing Obj
-        r3 = client.save_source(OBJ, [1001, 1002])
-        assert r3 == SaveResult(saved=[1002], pending=[], already=[1001])
-        assert posts(sim, "/api/sources")[-1]["body"] == {"id": OBJ, "group_ids": [1002]}
-        assert saved_groups(client, OBJ) == {1001, 1002}
+        view = client.source_view(OBJ)
+        assert view.exists and view.groups[1001]["saved_at"] and view.followup_requests == []
 
     def test_post_source_is_one_request(self, sim, client):
         n = len(sim.requests)
@@ -583,38 +575,38 @@ class TestSimSources:
     def test_existing_obj_saved_elsewhere(self, client):
         # ZTF18simjunk exists, saved to 1002 by the scanner
         assert saved_groups(client, "ZTF18simjunk") == {1002}
-        res = client.save_source("ZTF18simjunk", [1001, 1002])
-        assert res == SaveResult(saved=[1001], pending=[], already=[1002])
+        assert client.post_source("ZTF18simjunk", [1001]).saved == [1001]
+        assert saved_groups(client, "ZTF18simjunk") == {1001, 1002}
 
     def test_pending_invitation_is_not_a_save(self, sim, client):
-        client.save_source(OBJ, [1001], RA, DEC)
+        client.post_source(OBJ, [1001], RA, DEC)
         # invite a group the bot is not a member of: SkyPortal answers 200 but only records a request
         client.transport.request("POST", "/api/source_groups", body={"objId": OBJ, "inviteGroupIds": [1003]}, retry=False)
         assert saved_groups(client, OBJ) == {1001}
         # the invitation is a requested, inactive row (seen by a member of 1003; the bot cannot read it)
         scanner = SkyPortalClient(sim.url, SCANNER_TOKEN, rate_limit_per_s=None)
-        rows = {g["id"]: g for g in scanner.get_source(OBJ, include_requested=True)["groups"]}
+        rows = scanner.source_view(OBJ).groups
         assert rows[1003]["active"] is False and rows[1003]["requested"] is True
         assert 1003 not in saved_groups(scanner, OBJ)
         # POST /api/sources to a non-member group is refused outright (SP 1.1), naming the group
         with pytest.raises(SkyPortalError) as ei:
-            client.save_source(OBJ, [1003])
+            client.post_source(OBJ, [1003])
         assert ei.value.status == 400 and "1003" in ei.value.message and not ei.value.transient
 
     def test_save_refused_not_retried(self, sim, client):
         with pytest.raises(SkyPortalError):
-            client.save_source(OBJ, [1003], RA, DEC)
+            client.post_source(OBJ, [1003], RA, DEC)
         assert len(posts(sim, "/api/sources")) == 1
 
 
 class TestSimCommentsAnnotations:
     def test_comment_dedup(self, sim, client):
-        client.save_source(OBJ, [1001], RA, DEC)
-        c1 = client.comment(OBJ, "BTSbot: saved (score 0.93)", [1001])
-        c2 = client.comment(OBJ, "BTSbot: saved (score 0.93)", [1001])
+        client.post_source(OBJ, [1001], RA, DEC)
+        c1 = client.post_comment(OBJ, "BTSbot: saved (score 0.93)", [1001]).comment_id
+        c2 = client.post_comment(OBJ, "BTSbot: saved (score 0.93)", [1001]).comment_id
         assert c1 == c2
         assert posts(sim, f"/api/sources/{OBJ}/comments")[0]["body"] == {"text": "BTSbot: saved (score 0.93)", "group_ids": [1001]}
-        c3 = client.comment(OBJ, "BTSbot: saved (score 0.93)")  # sitewide: a different group set
+        c3 = client.post_comment(OBJ, "BTSbot: saved (score 0.93)").comment_id  # sitewide: a different group set
         assert c3 != c1
         again = client.post_comment(OBJ, "BTSbot: saved (score 0.93)", [1001])
         assert again.comment_id == c1 and again.merged is True  # "Same comment already exists."
@@ -622,11 +614,11 @@ class TestSimCommentsAnnotations:
 
     def test_comment_unknown_obj_is_400(self, sim, client):
         with pytest.raises(SkyPortalError) as ei:
-            client.comment("ZTF99nothere", "hello", [1001])
+            client.post_comment("ZTF99nothere", "hello", [1001]).comment_id
         assert ei.value.status == 400 and sim.token not in str(ei.value)
 
     def test_annotation_upsert(self, sim, client):
-        client.save_source(OBJ, [1001], RA, DEC)
+        client.post_source(OBJ, [1001], RA, DEC)
         a1 = client.upsert_annotation(OBJ, "btsbot:v1.0.1", {"score": 0.5}, [1001])
         a2 = client.upsert_annotation(OBJ, "btsbot:v1.0.1", {"score": 0.9, "n": 2}, [1001])
         assert a1 == a2
@@ -657,7 +649,7 @@ class TestSimCommentsAnnotations:
 
 class TestSimFollowup:
     def test_post_then_duplicate_ignored(self, sim, client):
-        client.save_source(OBJ, [1001], RA, DEC)
+        client.post_source(OBJ, [1001], RA, DEC)
         r = client.submit_followup(body())
         assert r.outcome == "posted" and r.status == "submitted" and isinstance(r.request_id, int)
         sent = posts(sim, "/api/followup_request")[0]["body"]
@@ -674,7 +666,7 @@ class TestSimFollowup:
         assert plan.action == "update" and plan.request["id"] == r.request_id
 
     def test_update_priority(self, sim, client):
-        client.save_source(OBJ, [1001], RA, DEC)
+        client.post_source(OBJ, [1001], RA, DEC)
         r = client.submit_followup(body(prio=2))
         reqs = client.followup_requests(OBJ)
         plan = followup_rules.plan_followup(reqs, 2001, sedm(4), datetime.now(timezone.utc))
@@ -688,7 +680,7 @@ class TestSimFollowup:
         assert put["path"] == f"/api/followup_request/{r.request_id}" and "status" not in put["body"]
 
     def test_rejected(self, sim, client):
-        client.save_source(OBJ, [1001], RA, DEC)
+        client.post_source(OBJ, [1001], RA, DEC)
         sim.set_facility_behaviour(2001, "reject")
         r = client.submit_followup(body())
         assert r.outcome == "rejected" and r.request_id is not None and r.status.startswith("rejected")
@@ -697,7 +689,7 @@ class TestSimFollowup:
         assert followup_rules.plan_followup(reqs, 2001, sedm(3), datetime.now(timezone.utc)).action == "post"
 
     def test_failed_leaves_row(self, sim, client):
-        client.save_source(OBJ, [1001], RA, DEC)
+        client.post_source(OBJ, [1001], RA, DEC)
         sim.set_facility_behaviour(2001, "fail")
         r = client.submit_followup(body())
         assert r.outcome == "failed" and r.http_status == 400
@@ -708,14 +700,14 @@ class TestSimFollowup:
         assert plan.action == "skip" and "failed" in plan.reason
 
     def test_invalid_payload_failed(self, sim, client):
-        client.save_source(OBJ, [1001], RA, DEC)
+        client.post_source(OBJ, [1001], RA, DEC)
         b = body()
         b["payload"]["priority"] = 6  # bypassing sedm_payload's check: the server's jsonschema refuses it
         r = client.submit_followup(b)
         assert r.outcome == "failed" and "5" in r.message
 
     def test_unknown_key_is_400(self, client):
-        client.save_source(OBJ, [1001], RA, DEC)
+        client.post_source(OBJ, [1001], RA, DEC)
         r = client.submit_followup({**body(), "comment": "nope"})
         assert r.outcome == "failed" and "comment" in r.message
 
@@ -724,7 +716,7 @@ class TestSimFollowup:
         [({"classified": True}, OBJ), ({"spectra": True}, OBJ), ({"tns_classified": True}, OBJ), ({}, "ZTF18simjunk")],
     )
     def test_constraints_ignored(self, sim, client, flags, obj):
-        client.save_source(obj, [1001], RA, DEC)
+        client.post_source(obj, [1001], RA, DEC)
         if flags:
             sim.set_obj_flags(obj, **flags)
         r = client.submit_followup(body(obj=obj))
@@ -732,13 +724,13 @@ class TestSimFollowup:
         assert client.followup_requests(obj) == []
 
     def test_source_group_constraint(self, client):
-        client.save_source(OBJ, [1002], RA, DEC)  # not in 1001
+        client.post_source(OBJ, [1002], RA, DEC)  # not in 1001
         r = client.submit_followup(body())
         assert r.outcome == "ignored" and "source_group_ids" in r.message
 
     def test_listing_exact_obj_and_paging(self, sim, client):
-        client.save_source(OBJ, [1001], RA, DEC)
-        client.save_source(OBJ + "x", [1001], RA + 1, DEC)
+        client.post_source(OBJ, [1001], RA, DEC)
+        client.post_source(OBJ + "x", [1001], RA + 1, DEC)
         client.submit_followup(body())
         client.submit_followup(body(obj=OBJ + "x"))
         got = client.followup_requests(OBJ)
@@ -750,7 +742,7 @@ class TestSimFollowup:
         sim.faults.hang_s = 2.0
         c = SkyPortalClient(sim.url, sim.token, timeout_s=5.0, followup_timeout_s=0.5, rate_limit_per_s=None,
                             backoff_s=0.01, sleep=ft.sleep, clock=ft.clock)
-        c.save_source(OBJ, [1001], RA, DEC)
+        c.post_source(OBJ, [1001], RA, DEC)
         sim.faults.push("timeout_after", match="POST /api/followup_request")
         r = c.submit_followup(body())
         assert r.outcome == "unknown" and r.http_status is None
@@ -763,7 +755,7 @@ class TestSimFollowup:
 
     @pytest.mark.parametrize("fault", ["500", "502", "503", "429", "html:504"])
     def test_5xx_on_post_is_unknown_not_retried(self, sim, client, ft, fault):
-        client.save_source(OBJ, [1001], RA, DEC)
+        client.post_source(OBJ, [1001], RA, DEC)
         sim.faults.push(fault, match="POST /api/followup_request")
         r = client.submit_followup(body())
         assert r.outcome == "unknown"
@@ -792,7 +784,7 @@ class TestSimTransport:
 
     def test_retry_post_sources_after_500(self, sim, client):
         sim.faults.push("500", match="POST /api/sources")
-        assert client.save_source(OBJ, [1001], RA, DEC).saved == [1001]
+        assert client.post_source(OBJ, [1001], RA, DEC).saved == [1001]
         assert [r["status"] for r in posts(sim, "/api/sources")] == [500, 200]
 
     def test_timeout_get_retried(self, sim, ft):
@@ -812,8 +804,8 @@ class TestSimTransport:
     def test_token_absent_everywhere(self, sim, client):
         errors = []
         for call in (
-            lambda: client.comment("ZTF99nothere", "x", [1001]),
-            lambda: client.save_source(OBJ, [1003], RA, DEC),
+            lambda: client.post_comment("ZTF99nothere", "x", [1001]),
+            lambda: client.post_source(OBJ, [1003], RA, DEC),
             lambda: client.followup_requests(OBJ, 2002),
             lambda: client.update_followup(12345, OBJ, 2001, {"priority": 1}),
         ):

@@ -2,7 +2,8 @@
 
 Latest score, max score, counting alerts and model version (`bot.core.policies.source_summary`);
 unique per (source, origin) on SkyPortal, so it is created once (POST) and then updated with a PUT of
-the id journaled from the first time ("updated"): one request each time. Planned per
+the id journaled from the first time, or seen in this run's read of the source ("updated"): one
+request each time. Planned per
 source (not per decision) each time the source's summary changes, keyed by its latest candid.
 """
 
@@ -46,6 +47,11 @@ class Annotation(ActionKind):
         r = action["request"]
         known = next((a["response"]["annotation_id"] for a in reversed(ctx.journal.actions_for_object(
             r["obj_id"], self.name)) if a["status"] == "done" and (a["response"] or {}).get("annotation_id")), None)
+        view = ctx.source_view(r["obj_id"], read=False)
+        if known is None and view is not None:
+            known = view.annotation_id(r["origin"])
         aid, created = ctx.service("skyportal").annotate(r["obj_id"], r["origin"], r["data"], r["group_ids"],
                                                         annotation_id=known)
+        if view is not None and created:
+            view.annotations.append({"id": aid, "origin": r["origin"]})
         return ("posted" if created else "updated"), {"annotation_id": aid}

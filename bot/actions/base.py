@@ -9,6 +9,7 @@ ValueError for a request refused before anything was sent.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, ClassVar, Iterable, Mapping
@@ -39,6 +40,22 @@ class Context:
     save_groups: list[int] = field(default_factory=list)  # every policy's save groups: comments/annotation go there
     links: Mapping[str, str] = field(default_factory=dict)  # e.g. {"skyportal": "https://fritz.science"}
     kinds: Mapping[str, "ActionKind"] = field(default_factory=dict)  # the registry, by journal name
+    views: dict = field(default_factory=dict)  # obj_id -> (monotonic time, SourceView) read during this run
+
+    VIEW_MAX_AGE_S: ClassVar[float] = 60.0
+
+    def source_view(self, obj_id: str, *, read: bool = True):
+        """What Fritz holds of `obj_id` (`SkyPortalClient.source_view`), read at most once per action run
+        and used for at most VIEW_MAX_AGE_S; the kinds update it with what they change. With read=False:
+        the view if one is at hand, else None (nothing is sent)."""
+        at, view = self.views.get(obj_id, (None, None))
+        if view is not None and time.monotonic() - at <= self.VIEW_MAX_AGE_S:
+            return view
+        if not read:
+            return None
+        view = self.service("skyportal").source_view(obj_id)
+        self.views[obj_id] = (time.monotonic(), view)
+        return view
 
     def service(self, name: str) -> Any:
         svc = self.services.get(name)

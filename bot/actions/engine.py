@@ -119,6 +119,7 @@ class Actor:
     def run_pending(self, stop: threading.Event | None = None) -> list[ActionReport]:
         """Run every pending action; with `stop` set, the actions not yet started stay pending."""
         reports: list[ActionReport] = []
+        self.ctx.views.clear()  # what Fritz holds is read again by each run
         pending = sorted(self.journal.unfinished_actions(self.mode), key=self._sort_key)
         for phase in sorted({self._sort_key(a)[0] for a in pending}):
             if not self._run_phase([a for a in pending if self._sort_key(a)[0] == phase], reports, stop):

@@ -1,8 +1,10 @@
 """followup: a SEDM follow-up request, following production's post/update/skip rules.
 
-The source's requests are listed first and `bot.core.followup_rules.plan_followup` decides: post one
+The source's requests are listed first (`GET /api/followup_request`, deleted ones included: production
+never re-triggers a deleted request) and `bot.core.followup_rules.plan_followup` decides: post one
 `POST /api/followup_request` (never retried blindly), raise a submitted request's priority with PUT,
-or skip. After an unclear answer (timeout, 5xx) the listing is read again before anything else is sent.
+or skip. The listing is not read when this run's save created the Obj on Fritz (it had no request
+then). After an unclear answer (timeout, 5xx) the listing is read again before anything else is sent.
 """
 
 from __future__ import annotations
@@ -44,12 +46,18 @@ def missing_object(message: str | None) -> bool:
 
 def own_request(listing: Iterable[Mapping], body: Mapping | None) -> Mapping | None:
     """The request in `listing` that the POST of `body` (journaled just before sending) created, if any: the
-    same object, allocation and payload -- its start/end dates were computed at that send, so no other
-    request carries the same payload."""
-    if not body:
+    same object and allocation, and every field of the payload sent (SkyPortal stores it with the
+    defaults SEDM's `prepare_payload` adds, SP 3.7) -- its start/end dates were computed at that send, so
+    no other request carries them."""
+    if not body or not isinstance(body.get("payload"), Mapping):
         return None
+    sent = body["payload"]
+
+    def same_payload(stored) -> bool:
+        return isinstance(stored, Mapping) and all(stored.get(k) == v for k, v in sent.items())
+
     return next((q for q in listing if q.get("obj_id") == body.get("obj_id")
-                 and q.get("allocation_id") == body.get("allocation_id") and q.get("payload") == body.get("payload")
+                 and q.get("allocation_id") == body.get("allocation_id") and same_payload(q.get("payload"))
                  and "deleted" not in str(q.get("status", "")).lower()), None)
 
 
@@ -91,9 +99,25 @@ class Followup(ActionKind):
         return plan_followup(client.followup_requests(r["obj_id"], r["allocation_id"]), r["allocation_id"],
                              r["payload"], now)
 
+    @staticmethod
+    def _listing(ctx: Context, client, r: Mapping) -> list[dict]:
+        view = ctx.source_view(r["obj_id"], read=False)
+        if view is not None and view.created:  # a new Obj: only the requests this run made
+            return [q for q in view.followup_requests if q.get("allocation_id") == r["allocation_id"]]
+        return client.followup_requests(r["obj_id"], r["allocation_id"])
+
+    @staticmethod
+    def _made(ctx: Context, body: Mapping, request_id, status) -> None:
+        """Tell this run's view of the source about a request just made (another policy's follow-up of
+        the same source sees it)."""
+        view = ctx.source_view(body["obj_id"], read=False)
+        if view is not None and request_id is not None:
+            view.followup_requests.append({"id": request_id, "obj_id": body["obj_id"], "status": status,
+                                           "allocation_id": body["allocation_id"], "payload": body["payload"]})
+
     def execute(self, ctx: Context, action: Mapping) -> Result:
         client, r, now = ctx.service("skyportal"), action["request"], ctx.now()
-        listing = client.followup_requests(r["obj_id"], r["allocation_id"])
+        listing = self._listing(ctx, client, r)
         own = own_request(listing, (action.get("attempt") or {}).get("body"))
         if own is not None:  # killed after our POST, before its outcome was journaled: it is ours
             return "posted", {"request": action["attempt"]["body"], "request_id": own.get("id"),
@@ -105,6 +129,7 @@ class Followup(ActionKind):
         if plan.action == "update":
             rid = plan.request["id"]
             client.update_followup(rid, r["obj_id"], r["allocation_id"], plan.update_payload)
+            ctx.views.pop(r["obj_id"], None)  # its requests changed: read them again if needed
             return "updated", {"reason": plan.reason, "request_id": rid, "payload": plan.update_payload}
         body = self._body(r, now)
         ctx.journal.mark_sending(action["id"], {"body": body})  # before the POST: a restart can recognise it
@@ -114,7 +139,9 @@ class Followup(ActionKind):
         if res.outcome == "failed" and missing_object(res.message):
             return None, {"message": f"{res.message} (the source is not on Fritz yet); will retry"}
         if res.outcome != "unknown":
+            self._made(ctx, body, res.request_id, res.status)
             return res.outcome, response
+        ctx.views.pop(r["obj_id"], None)
         # never re-POST blindly: did the server commit it anyway?
         again = self._plan(client, r, now)
         if again.action != "post":

@@ -1,5 +1,10 @@
-"""save: put a selected source in the policy's Fritz groups: one `POST /api/sources` (idempotent; its
-`saved_to_groups` says where the source is now, so nothing is read before or after)."""
+"""save: put a selected source in the policy's Fritz groups.
+
+The source is read first (`GET /api/sources/{id}`, shared with the follow-up and the annotation of the
+same run: `Context.source_view`): groups it is already saved to are "already_saved" and not posted --
+and not commented, since nothing changed on Fritz. The other groups are posted in one `POST
+/api/sources` (idempotent), whose `saved_to_groups` says where the source is now.
+"""
 
 from __future__ import annotations
 
@@ -35,8 +40,16 @@ class Save(ActionKind):
 
     def execute(self, ctx: Context, action: Mapping) -> Result:
         r = action["request"]
-        res = ctx.service("skyportal").post_source(r["obj_id"], r["group_ids"], ra=r.get("ra"), dec=r.get("dec"))
-        response = {"saved": res.saved, "pending": res.pending, "already": res.already, "missing": res.missing}
+        view = ctx.source_view(r["obj_id"])
+        already = [g for g in r["group_ids"] if g in view.active_groups]
+        todo = [g for g in r["group_ids"] if g not in already]
+        if not todo:
+            return "already_saved", {"saved": [], "pending": [], "already": already, "missing": []}
+        res = ctx.service("skyportal").post_source(r["obj_id"], todo, ra=r.get("ra"), dec=r.get("dec"))
+        view.created = view.created or not view.exists  # created by this save: no request of anyone else
+        view.exists = True
+        view.groups.update({g: {"id": g, "active": True} for g in res.saved})
+        response = {"saved": res.saved, "pending": res.pending, "already": already, "missing": res.missing}
         if res.pending:
             return "pending_invitation", response | {"message": f"invitation pending for group(s) {res.pending}"}
         if res.missing:

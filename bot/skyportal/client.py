@@ -32,6 +32,7 @@ __all__ = [
     "RateLimiter",
     "SaveResult",
     "SkyPortalClient",
+    "SourceView",
     "SkyPortalError",
 ]
 
@@ -47,12 +48,11 @@ _ORIGIN_RE = re.compile(r"^\w+")  # SP 2.2
 # ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SaveResult:
-    """Outcome of :meth:`SkyPortalClient.save_source`, per requested group id.
+    """Outcome of a save, per requested group id (:meth:`SkyPortalClient.post_source`).
 
-    saved: newly saved (active) by this call; pending: landed as a pending invitation
-    (``requested`` and not active), i.e. NOT saved; already: was already actively saved before the
-    call (nothing posted for it); missing: the server answered success but the group does not list
-    the source afterwards (should not happen; treat as not saved).
+    saved: saved (active) by this call; pending: landed as a pending invitation (``requested`` and
+    not active), i.e. NOT saved; already: was already actively saved before the call (nothing posted
+    for it); missing: the server answered success but did not list the group (treat as not saved).
     """
 
     saved: list[int]
@@ -68,6 +68,33 @@ class CommentResult:
 
     comment_id: int
     merged: bool = False
+
+
+@dataclass
+class SourceView:
+    """What Fritz holds of one source: ONE ``GET /api/sources/{id}?includeRequested=true`` (SP 1.3, 8).
+
+    exists: False after a 404 (no Obj: then it has no groups, follow-up requests nor annotations).
+    groups: group id -> row (``active``, ``requested``, ``saved_at``) for active and requested rows.
+    followup_requests: every request whose status is not "deleted" (SP 1.3 leaves deleted ones out;
+    `SkyPortalClient.followup_requests` lists them too).
+    created: set by the bot when its own save created the Obj after this view was read (so the Obj has no
+    request, deleted or not, but the ones the bot added to `followup_requests` since).
+    """
+
+    obj_id: str
+    exists: bool
+    groups: dict[int, dict] = field(default_factory=dict)
+    followup_requests: list[dict] = field(default_factory=list)
+    annotations: list[dict] = field(default_factory=list)
+    created: bool = False
+
+    @property
+    def active_groups(self) -> set[int]:
+        return {gid for gid, g in self.groups.items() if g.get("active", True) is not False}
+
+    def annotation_id(self, origin: str) -> int | None:
+        return _find_annotation(self.annotations, origin)
 
 
 FollowupOutcome = Literal["posted", "ignored", "rejected", "failed", "unknown"]
@@ -273,69 +300,29 @@ class SkyPortalClient:
                 raise ValueError(f"allocation {aid}: its group {a.get('group_id')} is not one of the user's groups")
 
     # -- sources ---------------------------------------------------------------------------------
-    def get_source(self, obj_id: str, *, include_requested: bool = False) -> dict | None:
-        """``GET /api/sources/{obj_id}`` (SP 1.3); None on 404 (no such Obj).
+    def source_view(self, obj_id: str) -> SourceView:
+        """``GET /api/sources/{obj_id}?includeRequested=true`` (SP 1.3): its groups (active and requested),
+        follow-up requests (not deleted) and annotations; ``exists=False`` on 404 (no such Obj).
 
-        Note that any existing Obj gives 200, saved or not (``groups == []``).
+        Any existing Obj gives 200, saved or not (``groups == []``).
         """
         path = f"/api/sources/{_obj_path(obj_id)}"
-        params = {"includeRequested": "true"} if include_requested else None
         try:
-            return self._get(path, params)
+            src = self._get(path, {"includeRequested": "true"})
         except SkyPortalError as e:
             if e.status == 404:
-                return None
+                return SourceView(obj_id, False)
             raise
-
-    def save_source(
-        self, obj_id: str, group_ids: Iterable[int], ra: float | None = None, dec: float | None = None
-    ) -> SaveResult:
-        """Save to groups with ``POST /api/sources`` (idempotent, SP 1.1), reporting pending invitations.
-
-        Reads the source's groups (with requested rows) first: actively saved groups are reported as
-        ``already`` and not posted. The rest is posted in one call (``ra``/``dec`` sent only if the Obj
-        does not exist yet, where they are required). Afterwards the groups are read again: a group
-        whose row is ``requested`` and not ``active`` is a pending invitation (SP 1.2, 7.3) and is
-        reported as ``pending``, not saved.
-        """
-        gids = [_as_id("group id", g) for g in group_ids]
-        gids = list(dict.fromkeys(gids))
-        path_id = _obj_path(obj_id)
-        before = self.get_source(obj_id, include_requested=True)
-        if before is None and (ra is None or dec is None):
-            raise ValueError(f"{obj_id} does not exist on SkyPortal yet: ra and dec are required to create it")
-        active_before = _active_groups(before)
-        already = [g for g in gids if g in active_before]
-        todo = [g for g in gids if g not in active_before]
-        if not todo:
-            return SaveResult([], [], already)
-        body: dict[str, Any] = {"id": obj_id, "group_ids": todo}
-        if before is None:
-            body["ra"] = float(ra)  # type: ignore[arg-type]
-            body["dec"] = float(dec)  # type: ignore[arg-type]
-        self.transport.request("POST", "/api/sources", body=body, retry=True)
-        after = self.get_source(obj_id, include_requested=True)
-        rows = _group_rows(after)
-        saved, pending, missing = [], [], []
-        for g in todo:
-            row = rows.get(g)
-            if row is None:
-                missing.append(g)
-            elif row.get("active", True) is False:
-                pending.append(g)
-            else:
-                saved.append(g)
-        if pending or missing:
-            log.warning(
-                "save of %s: pending invitation for groups %s, not listed afterwards: %s",
-                path_id, pending, missing,
-            )
-        return SaveResult(saved, pending, already, missing)
+        if not isinstance(src, dict):
+            raise SkyPortalError(200, f"no source in answer: {src!r}", "GET", path)
+        return SourceView(obj_id, True, _group_rows(src),
+                          [r for r in src.get("followup_requests") or [] if isinstance(r, dict)],
+                          [a for a in src.get("annotations") or [] if isinstance(a, dict)])
 
     def post_source(
         self, obj_id: str, group_ids: Iterable[int], ra: float | None = None, dec: float | None = None
     ) -> SaveResult:
-        """Save to groups with ONE ``POST /api/sources`` (idempotent, SP 1.1), no read before or after.
+        """Save to groups with ONE ``POST /api/sources`` (idempotent, SP 1.1); nothing is read after it.
 
         ``ra``/``dec`` are sent when known (required for a new Obj, not written for an existing one).
         ``saved_to_groups`` lists every requested group the source is now saved to (already saved ones
@@ -354,10 +341,6 @@ class SkyPortalClient:
         return SaveResult([g for g in gids if g in listed], [], [], [g for g in gids if g not in listed])
 
     # -- comments and annotations ----------------------------------------------------------------
-    def comment(self, obj_id: str, text: str, group_ids: Iterable[int] | None = None) -> int:
-        """``POST /api/sources/{obj_id}/comments`` (SP 2.1); returns the comment id (see `post_comment`)."""
-        return self.post_comment(obj_id, text, group_ids).comment_id
-
     def post_comment(self, obj_id: str, text: str, group_ids: Iterable[int] | None = None) -> "CommentResult":
         """``POST /api/sources/{obj_id}/comments`` (SP 2.1): the comment id, and whether SkyPortal merged it.
 
@@ -577,11 +560,6 @@ def _group_rows(src: dict | None) -> dict[int, dict]:
     if not isinstance(src, dict):
         return {}
     return {g["id"]: g for g in src.get("groups") or [] if isinstance(g, dict) and "id" in g}
-
-
-def _active_groups(src: dict | None) -> set[int]:
-    # the default GET lists active rows only; `active` is checked in case requested rows are included
-    return {gid for gid, g in _group_rows(src).items() if g.get("active", True) is not False}
 
 
 def _find_annotation(anns: list[dict], origin: str) -> int | None:

@@ -157,6 +157,13 @@ class SkyPortalSim:
                 name = o["tns_name"] if o is not None and o["tns_name"] else f"AT sim-{obj_id}"
                 st.set_tns_info(obj_id, name, {"discoverydate": when})
 
+    def add_objs(self, positions: dict) -> None:
+        """Objs that exist but are saved to no group ({obj_id: (ra, dec)}), as a Fritz filter's candidates."""
+        with self.store.lock:
+            for obj_id, (ra, dec) in positions.items():
+                if self.store.obj(obj_id) is None:
+                    self.store.insert_obj(obj_id, float(ra), float(dec), {})
+
     def set_facility_behaviour(self, allocation_id: int, mode: str, obj_id: str | None = None) -> None:
         """How the simulated SEDM queue answers on this allocation (for one obj if obj_id is given):
         "ok" (submitted), "reject" (HTTP 200, request_status "rejected: ..."), "fail" (HTTP 400 and a
