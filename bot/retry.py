@@ -13,12 +13,41 @@ from __future__ import annotations
 import math
 from typing import Callable, TypeVar
 
-__all__ = ["RETRY_AFTER_STATUSES", "TRANSIENT_HTTP_STATUSES", "is_transient_status", "retrying"]
+__all__ = ["RETRY_AFTER_STATUSES", "TRANSIENT_HTTP_STATUSES", "is_transient_status", "no_answer", "retrying"]
 
 T = TypeVar("T")
 
 TRANSIENT_HTTP_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+
+_NO_ANSWER = (  # (text in the exception chain, what an operator reads)
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "host not found"),
+    ("nodename nor servname", "host not found"),
+    ("Temporary failure in name resolution", "host not found (DNS)"),
+    ("No route to host", "no route to host"),
+    ("Network is unreachable", "network unreachable"),
+    ("Connection reset", "connection reset"),
+    ("RemoteDisconnected", "connection closed by the server"),
+    ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"),
+)
+
+
+def no_answer(exc: BaseException) -> str:
+    """Why a request got no HTTP answer, in a few words ("connection refused", "timed out", ...) instead
+    of urllib3's nested repr; falls back to the exception's type and text."""
+    import requests
+
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connect timed out"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "timed out waiting for the answer"
+    for needle, words in _NO_ANSWER:
+        if needle in text:
+            return words
+    return text
 
 
 def is_transient_status(status: int | None) -> bool:

@@ -105,3 +105,31 @@ def test_health_turns_503_after_failed_cycles(example_kowalski, skyportal, write
     assert metric(text, "btsbot_cycles_total", result="ok") == 0
     assert [r.status_code for r in seen if r.json()["failed_cycles_in_a_row"] < 2] == \
         [200] * sum(r.json()["failed_cycles_in_a_row"] < 2 for r in seen)
+
+
+def test_health_turns_503_with_kowalski_stopped(skyportal, write_config, onnx_scorer, example_packets, caplog):
+    """Kowalski goes down after the start-up (its port refuses connections, including the connection the
+    client kept alive): one clear line per failed cycle, and /healthz 503 after max_failed_cycles."""
+    from bot.sim.kowalski import KowalskiSim
+
+    port = free_port()
+    kowalski = KowalskiSim()
+    kowalski.start()
+    kowalski.load_alerts(example_packets)
+    cfg = load_config(write_config(kowalski, skyportal, kowalski={"retries": 1}, schedule={"interval_minutes": 0.01},
+                                   metrics={"port": port}, health={"max_failed_cycles": 2}))
+    rt = open_runtime(cfg, scorer=onnx_scorer, now_jd=lambda: EXAMPLE_UNTIL)
+    kowalski.stop()
+    stop, t = start(cfg, rt)
+    try:
+        seen = []
+        assert wait_for(lambda: seen.append(requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5))
+                        or seen[-1].status_code == 503)
+    finally:
+        stop.set()
+        t.join(30)
+    assert seen[-1].json()["failed_cycles_in_a_row"] >= 2
+    failed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("cycle failed")]
+    assert failed and failed[0].startswith(f"cycle failed: find on ZTF_alerts: cannot reach Kowalski at "
+                                           f"http://127.0.0.1:{kowalski.port} (kowalski.host/port): connection refused")
+    assert "next try at" in failed[0] and "\n" not in failed[0]

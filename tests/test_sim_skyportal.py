@@ -672,3 +672,18 @@ def test_the_stand_ins_have_no_import_cycle():
     # the check finds a cycle when there is one (a handler importing the server back, as they used to)
     looped = {**graph, "bot.sim.skyportal.context": graph["bot.sim.skyportal.context"] | {"bot.sim.skyportal.server"}}
     assert _cycle(looped) is not None
+
+
+def test_a_stopped_stand_in_drops_kept_alive_connections():
+    """A stopped server refuses everything, also on a connection the client kept alive (as a real one)."""
+    import requests as rq
+
+    from bot.sim.skyportal import SkyPortalSim
+
+    sim = SkyPortalSim()
+    sim.start()
+    url, session = sim.url, rq.Session()
+    assert session.get(f"{url}/api/sysinfo", timeout=5).status_code in (200, 400, 401)
+    sim.stop()
+    with pytest.raises(rq.ConnectionError):
+        session.get(f"{url}/api/sysinfo", timeout=5)

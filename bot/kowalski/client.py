@@ -28,7 +28,7 @@ from penquins import Kowalski
 
 from bot.kowalski import queries as Q
 from bot.redaction import redact
-from bot.retry import retrying
+from bot.retry import no_answer, retrying
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +153,8 @@ class KowalskiClient:
                 raise KowalskiError(f"{what}: Kowalski at {self.url} sent a body that is not JSON ({exc})",
                                     transient=True) from None
             except requests.exceptions.RequestException as exc:
-                raise KowalskiError(f"{what}: Kowalski at {self.url} failed: {type(exc).__name__}: "
-                                    f"{self._scrub(exc)}", transient=True) from None
+                raise KowalskiError(f"{what}: cannot reach Kowalski at {self.url} (kowalski.host/port): "
+                                    f"{self._scrub(no_answer(exc))}", transient=True) from None
 
         def warn(err: BaseException, i: int, delay: float) -> None:
             log.warning("%s (attempt %d/%d), retrying in %.1f s", err, i + 1, self.retries + 1, delay)
@@ -193,8 +193,8 @@ class KowalskiClient:
             except ValueError as exc:  # penquins wraps every failure of add() in a ValueError
                 cause = exc.__context__
                 if isinstance(cause, (requests.exceptions.RequestException, json.JSONDecodeError)):
-                    raise KowalskiError(f"cannot reach Kowalski at {self.url}: {type(cause).__name__}: "
-                                        f"{self._scrub(cause)}", transient=True) from None
+                    raise KowalskiError(f"cannot reach Kowalski at {self.url} (kowalski.host/port): "
+                                        f"{self._scrub(no_answer(cause))}", transient=True) from None
                 if "Authentication failed" in str(exc) or "wrong credentials" in str(exc):
                     raise KowalskiError(f"Kowalski at {self.url} refused the username/password: "
                                         f"{self._scrub(exc)}") from None

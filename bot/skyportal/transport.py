@@ -31,7 +31,7 @@ from typing import Any, Self
 import requests
 
 from bot.redaction import redact
-from bot.retry import RETRY_AFTER_STATUSES, TRANSIENT_HTTP_STATUSES, retrying
+from bot.retry import RETRY_AFTER_STATUSES, TRANSIENT_HTTP_STATUSES, no_answer, retrying
 from bot.skyportal.errors import SkyPortalError
 
 __all__ = [
@@ -238,7 +238,7 @@ class Transport:
             try:
                 r = self.send(method, path, params, body, self.timeout_s)
             except requests.RequestException as exc:
-                failure = SkyPortalError(None, self.redact(f"{type(exc).__name__}: {exc}"), method, path,
+                failure = SkyPortalError(None, self.redact(no_answer(exc)), method, path,
                                          transient=isinstance(exc, (requests.Timeout, requests.ConnectionError)))
             if failure is not None:
                 raise failure

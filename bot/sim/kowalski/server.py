@@ -7,10 +7,10 @@ import hmac
 import secrets
 import threading
 from datetime import datetime, timezone
-from http.server import ThreadingHTTPServer
 
 from bot.sim.clock import SimClock
 from bot.sim.faults import Faults
+from bot.sim.httpd import StandInServer
 from bot.sim.kowalski.auth import make_jwt, verify_jwt
 from bot.sim.kowalski.handler import Handler
 from bot.sim.kowalski.ingest import AlertDatabase
@@ -33,7 +33,7 @@ class KowalskiSim:
         self.alerts = AlertDatabase()
         self._count_lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: StandInServer | None = None
         self._thread: threading.Thread | None = None
 
     # ---- tokens ------------------------------------------------------------------------------------
@@ -82,8 +82,7 @@ class KowalskiSim:
     def start(self) -> str:
         """Serve in a background thread; returns the base URL."""
         self._stopping.clear()
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
+        self._server = StandInServer((self.host, self.port), Handler)
         self._server.sim = self
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},

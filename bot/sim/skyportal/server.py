@@ -8,11 +8,12 @@ import json
 import math
 import threading
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from bot.sim.faults import HTML_ERROR, Fault, Faults
+from bot.sim.httpd import StandInServer
 from bot.sim.skyportal.api import SkyPortalApi
 from bot.sim.skyportal.context import Ctx
 from bot.sim.skyportal.errors import ApiError
@@ -74,11 +75,6 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
 class SkyPortalSim:
     """A local SkyPortal/Fritz on loopback. See the package docstring (bot/sim/skyportal/__init__.py)."""
 
@@ -92,7 +88,7 @@ class SkyPortalSim:
         self.api = SkyPortalApi(self.store, self.auto_followups)
         self._req_lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server: _Server | None = None
+        self._server: StandInServer | None = None
         self._thread: threading.Thread | None = None
 
     # ---- lifecycle --------------------------------------------------------------------------------
@@ -111,7 +107,7 @@ class SkyPortalSim:
         if self._server is not None:
             return self.url
         self._stopping.clear()
-        self._server = _Server((self.host, self.port), _Handler)
+        self._server = StandInServer((self.host, self.port), _Handler)
         self._server.sim = self
         self._server.verbose = self.verbose
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
