@@ -11,8 +11,10 @@ request journaled as "skipped", nothing pending.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,28 +50,35 @@ def env() -> dict:
     return {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
-def trial(kowalski, cache_dir, kill_after_s: float, workdir: Path) -> dict:
-    """One trial: a run killed after `kill_after_s`, then runs until one exits 0; returns the checks."""
+def trial(kowalski, cache_dir, kill_after_s: float, workdir: Path, kill: bool = True) -> dict:
+    """One trial: a run killed after `kill_after_s` (unless kill=False: it runs to its end), then runs until
+    one exits 0; returns the checks."""
     from bot.journal import Journal
     from bot.sim.skyportal import SkyPortalSim
 
     with SkyPortalSim() as skyportal:
         config = write_config(workdir / "config.yaml", kowalski, skyportal, cache_dir)
+        started = time.monotonic()
         proc = subprocess.Popen(command(config), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
         time.sleep(kill_after_s)
-        killed = proc.poll() is None
+        killed = kill and proc.poll() is None
         if killed:
             proc.send_signal(signal.SIGKILL)
         proc.wait()
-        runs = 1
+        first_run_s = time.monotonic() - started
+        runs, outputs = 1, []
         for _ in range(5):
             runs += 1
-            if subprocess.run(command(config), capture_output=True, env=env(), timeout=300).returncode == 0:
+            done = subprocess.run(command(config), capture_output=True, text=True, env=env(), timeout=300)
+            outputs.append(f"--- run {runs}: rc {done.returncode}\n{done.stderr}")
+            if done.returncode == 0:
                 break
+        (workdir / "runs.log").write_text(f"killed after {kill_after_s:.2f} s\n" + "\n".join(outputs))
         with Journal(workdir / "journal.sqlite") as journal:
             history = journal.history()
             pending = journal.unfinished_actions()
         reqs = skyportal.requests
+        (workdir / "requests.json").write_text(json.dumps(reqs, indent=1, default=str))
     alerts = Counter(r["candid"] for r in history if r["kind"] == "alert")
     decisions = {(r["policy"], r["objectId"]) for r in history if r["kind"] == "decision"}
     actions = [r for r in history if r["kind"] == "action"]
@@ -77,7 +86,7 @@ def trial(kowalski, cache_dir, kill_after_s: float, workdir: Path) -> dict:
     comments = [r["body"]["text"] for r in reqs if r["method"] == "POST" and r["path"].endswith("/comments")
                 and r["status"] == 200]
     return {
-        "killed": killed, "runs": runs,
+        "killed": killed, "runs": runs, "first_run_s": first_run_s,
         "alerts_once": bool(alerts) and max(alerts.values()) == 1,
         "decisions": decisions == {("bts_p1", SN), ("bts_p2", SN)},
         "one_sedm_request": len(posts) == 1,
@@ -94,8 +103,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--max-kill-s", type=float, default=6.0, help="kill uniformly within this many seconds")
+    ap.add_argument("--max-kill-s", type=float, default=None,
+                    help="kill uniformly within this many seconds (default: the length of one unkilled run)")
     ap.add_argument("--cache-dir", help="model cache (after `btsbot models pull`)")
+    ap.add_argument("--keep", help="copy each failed trial's journal, requests and run logs under this directory")
     args = ap.parse_args()
     from bot.artifacts import cache_root, get_artifact, installed_path
     from bot.sim.example_night import example_packets, read_example
@@ -109,13 +120,23 @@ def main() -> int:
     t0 = time.monotonic()
     with KowalskiSim() as kowalski:
         kowalski.load_alerts(packets)
+        max_kill = args.max_kill_s
+        if max_kill is None:  # how long an unkilled run lasts, so that every trial kills inside a run
+            with tempfile.TemporaryDirectory() as tmp:
+                max_kill = trial(kowalski, cache, 0.0, Path(tmp), kill=False)["first_run_s"]
+            print(f"one unkilled run: {max_kill:.1f} s; kills drawn in [0.3, {max_kill:.1f}] s", flush=True)
+        killed = 0
         for i in range(args.trials):
             with tempfile.TemporaryDirectory() as tmp:
-                result = trial(kowalski, cache, rng.uniform(0.3, args.max_kill_s), Path(tmp))
+                result = trial(kowalski, cache, rng.uniform(0.3, max_kill), Path(tmp))
+                if args.keep and not all(result[c] for c in CHECKS):
+                    shutil.copytree(tmp, Path(args.keep) / f"trial-{i + 1}")
             failures.update(c for c in CHECKS if not result[c])
+            killed += result["killed"]
             print(f"trial {i + 1}: killed={result['killed']} runs={result['runs']} "
                   f"failed={[c for c in CHECKS if not result[c]]}", flush=True)
-    print(f"{args.trials} trials in {time.monotonic() - t0:.0f} s; failures by check: {dict(failures) or 'none'}")
+    print(f"{args.trials} trials ({killed} killed mid-run, the others finished first) in "
+          f"{time.monotonic() - t0:.0f} s; failures by check: {dict(failures) or 'none'}")
     return 1 if failures else 0
 
 

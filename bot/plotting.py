@@ -13,10 +13,14 @@ DPI = 72
 
 
 def _plt():
-    import matplotlib
+    from bot.artifacts import cache_root
+    from bot.scoring.quiet import cache_env
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    with cache_env(cache_root()):  # matplotlib's font cache and config go inside the btsbot cache, not ~
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt
 
     return plt
 

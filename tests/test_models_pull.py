@@ -97,24 +97,30 @@ def test_onnx_backend_without_conversion_says_convert(tmp_path, shared):
         load_backends("onnx", cache)
 
 
-def test_convert_and_tensorflow_score_are_quiet_and_write_only_the_cache(tmp_path, model_cache, alerts_dir):
-    """No CUDA/oneDNN/absl lines on the terminal, no ~/.keras (onnxruntime's ~/.cache/Microsoft: not yet)."""
+def test_the_cli_is_quiet_and_writes_nothing_outside_the_cache(tmp_path, model_cache, alerts_dir):
+    """No CUDA/oneDNN/absl lines on the terminal, and nothing under ~ (no ~/.keras, no onnxruntime
+    ~/.cache/Microsoft, no matplotlib font cache): convert, score on each backend, demo, report."""
     import os
     import subprocess
     import sys
 
-    home, cache = tmp_path / "home", tmp_path / "cache"
+    home, cache, work = tmp_path / "home", tmp_path / "cache", tmp_path / "work"
     home.mkdir()
+    work.mkdir()
     shutil.copytree(model_cache, cache)
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "XDG_CACHE_HOME", "KERAS_HOME")}
-    env["HOME"] = str(home)
-    runs = [["models", "convert", "--force"],
-            ["score", str(sorted(alerts_dir.rglob("*.avro"))[0]), "--backend", "tensorflow"]]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "XDG_CACHE_HOME", "KERAS_HOME", "MPLCONFIGDIR")}
+    env.update(HOME=str(home), BTSBOT_CACHE_DIR=str(cache))
+    alert = str(sorted(alerts_dir.rglob("*.avro"))[0])
+    runs = [["models", "convert", "--force"], ["score", alert, "--backend", "tensorflow"], ["score", alert],
+            ["score", alert, "--backend", "onnx-int8"], ["demo", "--journal", "demo.sqlite"],
+            ["report", "--journal", "demo.sqlite", "--night", "2023-10-04", "--out", "report"]]
     for args in runs:
-        p = subprocess.run([sys.executable, "-m", "bot", *args, "--cache-dir", str(cache)], env=env,
+        p = subprocess.run([sys.executable, "-m", "bot", *args], env=env, cwd=work,
                            capture_output=True, text=True, timeout=300)
-        assert p.returncode == 0, p.stderr
+        assert p.returncode == 0, (args, p.stderr)
         for noise in ("cuInit", "E0000", "I0000", "absl", "oneDNN", "cuda", "pre-processing"):
             assert noise not in p.stderr, p.stderr
-    assert not (home / ".keras").exists()
+    assert (work / "report" / "index.html").is_file()
+    assert sorted(str(f.relative_to(home)) for f in home.rglob("*")) == [], list(home.rglob("*"))
     assert (cache / "models" / "btsbot" / "v1.0.1" / "model.int8.onnx").is_file()

@@ -40,7 +40,7 @@ class TensorFlowBTSbot:
     def __init__(self, saved_model_dir: Path):
         _silence_tensorflow(saved_model_dir.parents[3])
         try:
-            with quiet_stderr():
+            with quiet_stderr(), cache_env(saved_model_dir.parents[3]):  # TF imports matplotlib: its cache too
                 import tensorflow as tf
 
                 self._tf = tf
@@ -66,7 +66,7 @@ class TensorFlowBraai:
     def __init__(self, h5_path: Path):
         _silence_tensorflow(h5_path.parents[3])
         try:
-            with quiet_stderr():
+            with quiet_stderr(), cache_env(h5_path.parents[3]):
                 import tf_keras
 
                 self._model = tf_keras.models.load_model(str(h5_path), compile=False)
@@ -89,14 +89,16 @@ class _OnnxModel:
         self.precision = precision
         if not path.is_file():
             raise ArtifactError(f"{path} is missing: run `btsbot models convert` (or `btsbot models pull`)")
-        import onnxruntime as ort
+        # importing onnxruntime (and its first session) writes its telemetry ids: inside the btsbot cache
+        with cache_env(path.parents[3] if len(path.parents) > 3 else path.parent):
+            import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads yield the CPU to the reader
         try:
-            with cache_env(path.parents[3] if len(path.parents) > 3 else path.parent):  # the first session writes onnxruntime's telemetry ids
+            with cache_env(path.parents[3] if len(path.parents) > 3 else path.parent):
                 self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise ArtifactError(f"cannot load {path} ({exc}); run `btsbot models convert --force`") from None

@@ -85,8 +85,10 @@ def build_int8(cache: Path, force: bool = False, log=lambda msg: None) -> Path:
         except ArtifactError:
             pass
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+
+    with cache_env(cache):  # importing onnxruntime writes its telemetry ids: inside the btsbot cache
+        from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                              quantize_static)
 
     from bot.scoring.backends import onnx_path
 
