@@ -1,10 +1,11 @@
 """One cycle of the bot -- the single function the daemon, `run --once`, the demo and the tests call.
 
 The window is handled in chunks of at most `kowalski.chunk_alerts` new alerts, in (jd, candid) order, so
-that memory does not grow with the window. Each chunk: poll (documents, cutouts, histories) -> score ->
-one journal transaction (the alerts, the decisions of the policies over the sources touched and their
-pending actions, the poll cursor). Then, once: the annotations of the sources touched, and every pending
-action runs on Fritz (this cycle's and any a previous run left unfinished).
+that memory does not grow with the window. Each chunk: poll (documents, cutouts, histories) -> score
+(with `onnx-int8`, the sources acted on again in fp32: `bot.fp32_scores`) -> one journal transaction (the
+alerts, the decisions of the policies over the sources touched and their pending actions, the cursor).
+Then, once: the annotations of the sources touched, and every pending action runs on Fritz (this
+cycle's and any a previous run left unfinished).
 
 A cycle that fails, or is stopped (`stop`, checked between chunks), keeps the chunks it committed and
 nothing of the others: the cursor stopped at the first alert not committed, so the next cycle takes the
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 
 from bot.actions import ActionReport
 from bot.core.policies import evaluate
+from bot.fp32_scores import fp32_for_acted_on
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -121,7 +123,9 @@ def _chunk(rt: Runtime, batch, report: CycleReport) -> None:
     """Score one chunk and commit it: alerts, decisions, pending actions and cursor in one transaction."""
     histories = [batch.histories.get(a.get("objectId"), []) for a in batch.alerts]
     results = rt.scorer.score(batch.alerts, histories)
-    rows = [r for r in _alert_rows(batch.alerts, results, rt.scorer.model_version) if r["candid"] is not None]
+    rows = _alert_rows(batch.alerts, results, rt.scorer.model_version)
+    earlier, n_refetch = fp32_for_acted_on(rt, batch.alerts, histories, rows)  # int8 backend: what Fritz is shown
+    rows = [r for r in rows if r["candid"] is not None] + earlier
     with rt.journal.transaction():
         rt.journal.record_alerts(rows)
         touched = _plan(rt, rows, report)
@@ -131,7 +135,7 @@ def _chunk(rt: Runtime, batch, report: CycleReport) -> None:
         rt.poller.commit(batch)
     report.n_found += batch.n_found
     report.n_new += batch.n_new
-    report.kowalski_requests += batch.n_requests
+    report.kowalski_requests += batch.n_requests + n_refetch
     report.n_scored += sum(r.ok for r in results)
     report.unscorable.update(r.status for r in results if not r.ok)
     report.n_chunks += 1

@@ -69,3 +69,14 @@ def test_source_summary_for_the_annotation():
     assert s == {"btsbot_latest_score": 0.8, "btsbot_max_score": 0.9, "btsbot_n_counting_alerts": 1,
                  "btsbot_latest_candid": "1002", "btsbot_model_version": "v1.0.1"}
     assert source_summary([alert(0, None, 18.0)], "v1.0.1") == {}
+
+
+def test_source_summary_says_when_a_shown_score_is_int8():
+    fp32 = [{**alert(0, 0.9, 18.3), "precision": "fp32"}, {**alert(1, 0.8, 18.2), "precision": "fp32"}]
+    assert "btsbot_score_precision" not in source_summary(fp32, MV)
+    earlier_int8 = [{**alert(-1, 0.7, 18.4), "precision": "int8"}] + fp32  # neither the latest nor the max
+    assert "btsbot_score_precision" not in source_summary(earlier_int8, MV)
+    max_int8 = [{**alert(-1, 0.95, 18.4), "precision": "int8"}] + fp32
+    assert source_summary(max_int8, MV)["btsbot_score_precision"] == "int8"
+    latest_int8 = fp32 + [{**alert(2, 0.6, 18.1), "precision": "int8"}]
+    assert source_summary(latest_int8, MV)["btsbot_score_precision"] == "int8"

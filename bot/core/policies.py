@@ -131,19 +131,25 @@ def evaluate(policy: Policy, alerts: Iterable[Mapping]) -> Decision | None:
 
 def source_summary(alerts: Iterable[Mapping], model_version: str, min_score: float = 0.5,
                    alert_mag_max: float = 19.0) -> dict:
-    """What the Fritz annotation shows: latest score, max score, counting alerts, model version."""
+    """What the Fritz annotation shows: latest score, max score, counting alerts, model version; and
+    `btsbot_score_precision: int8` when the latest or max score is not the fp32 model's (an alert the
+    int8 backend could not re-score, see `bot.fp32_scores`)."""
     scored = sorted((a for a in alerts if a.get("score") is not None and a.get("model_version", model_version) == model_version),
                     key=lambda a: (a["jd"], a["candid"]))
     if not scored:
         return {}
     counting = [a for a in scored if a["score"] > min_score and a.get("magpsf") is not None and a["magpsf"] < alert_mag_max]
-    return {
+    top = max(scored, key=lambda a: float(a["score"]))
+    out = {
         "btsbot_latest_score": round(float(scored[-1]["score"]), 6),
-        "btsbot_max_score": round(max(float(a["score"]) for a in scored), 6),
+        "btsbot_max_score": round(float(top["score"]), 6),
         "btsbot_n_counting_alerts": len(counting),
         "btsbot_latest_candid": str(scored[-1]["candid"]),
         "btsbot_model_version": model_version,
     }
+    if "int8" in (scored[-1].get("precision"), top.get("precision")):
+        out["btsbot_score_precision"] = "int8"
+    return out
 
 
 def score_text(score: float, decimals: int = 3) -> str:

@@ -243,6 +243,13 @@ class Poller:
                  batch.seconds, " (chunk; more follow)" if truncated else "")
         return batch
 
+    def fetch(self, keys: Sequence[Mapping]) -> tuple[list[dict], dict[str, list[dict]]]:
+        """The documents (cutouts included) of alerts by key (candid, objectId, candidate.jd), in their
+        order, and their objects' histories, as a chunk gets them: for alerts handled earlier that must be
+        scored again (the fp32 scores of a source acted on). Stores nothing; raises KowalskiError."""
+        alerts, _ = self._fetch_alerts([dict(k) for k in keys])
+        return alerts, self._histories(alerts)
+
     def _pages(self, jd_from: float, jd_to: float) -> Iterator[list[dict]]:
         """The keys (candid, objectId, candidate.jd) of every alert of the window passing the pre-filter,
         page by page, in (jd, candid) order."""

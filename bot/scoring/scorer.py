@@ -96,6 +96,7 @@ class Scorer:
         self.fp32_model, self.guard = fp32_model, float(guard)
         self.thresholds = tuple(sorted({float(t) for t in thresholds} | {0.5}))
         self.precision = getattr(model, "precision", "fp32")
+        self._fp32: Scorer | None = None  # built by fp32() when first needed
 
     def stage(self, alerts: Sequence[dict], histories: Sequence[Iterable[dict]] | None = None) -> "Staged":
         """The model-free part (identity checks, triplets): safe to run in another thread."""
@@ -164,16 +165,28 @@ class Scorer:
                     precisions[i] = "fp32"
         return scores, precisions
 
+    @property
+    def rescores(self) -> bool:
+        """Whether this scorer's scores may be int8 and it holds the fp32 model to re-score them."""
+        return self.fp32_model is not None and self.precision != "fp32"
+
+    def fp32(self) -> "Scorer":
+        """The plain fp32 scorer of a guarded int8 one (same braai, batches, drb source, model version)."""
+        if self.fp32_model is None:
+            raise ValueError("this scorer holds no fp32 model")
+        if self._fp32 is None:
+            self._fp32 = Scorer(self.fp32_model, self.braai, self.batch_size, self.drb_source, self.model_version)
+        return self._fp32
+
     def rescore_fp32(self, alerts: Sequence[dict], results: list[ScoreResult],
                      histories: Sequence[Iterable[dict]] | None = None) -> list[ScoreResult]:
         """Replace int8 scores of these alerts (with their results from `score`) by fp32 ones, in place.
 
         For the alerts of a source that is acted on, so that what Fritz is shown is the fp32 score."""
         redo = [i for i, r in enumerate(results) if r.ok and r.precision != "fp32"]
-        if self.fp32_model is None or not redo:
+        if not self.rescores or not redo:
             return results
-        fp32 = Scorer(self.fp32_model, self.braai, self.batch_size, self.drb_source, self.model_version)
-        again = fp32.score([alerts[i] for i in redo], None if histories is None else [histories[i] for i in redo])
+        again = self.fp32().score([alerts[i] for i in redo], None if histories is None else [histories[i] for i in redo])
         for i, r in zip(redo, again):
             results[i].score, results[i].precision = r.score, r.precision
         return results
