@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from bot.alert_files import iter_alert_files  # noqa: E402
 from bot.artifacts import cache_root  # noqa: E402
+from bot.config import load_config  # noqa: E402
 from bot.core.features import feature_matrix, packet_history  # noqa: E402
 from bot.core.triplets import make_triplets  # noqa: E402
 from bot.scoring.backends import load_backends  # noqa: E402
@@ -149,7 +150,7 @@ def main():
                    "-o", str(tmp.parent / f"out-{backend}.csv")] + (["--cache-dir", str(cache)])
             dt, rss = run_measured(cmd)
             rows.append((f"end to end `btsbot score` over {args.n} files (process start included; "
-                         f"peak RSS {rss:,.0f} MiB)", backend, "256", rate(args.n, dt)))
+                         f"peak RSS {rss:,.0f} MiB)", backend, str(load_config().models.batch_size), rate(args.n, dt)))
         one = str(tmp / sorted(os.listdir(tmp))[0])
         colds = [run_measured([sys.executable, "-m", "bot", "score", one, "--cache-dir", str(cache), "-o", os.devnull])
                  for _ in range(3)]

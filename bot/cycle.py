@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from bot.actions import ActionReport
 from bot.core.policies import evaluate
-from bot.fp32_scores import fp32_for_acted_on
+from bot.fp32_scores import fp32_for_acted_on, fp32_positions
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def run_cycle(rt: Runtime, since_jd: float | None = None, until_jd: float | None
 def _chunk(rt: Runtime, batch, report: CycleReport) -> None:
     """Score one chunk and commit it: alerts, decisions, pending actions and cursor in one transaction."""
     histories = [batch.histories.get(a.get("objectId"), []) for a in batch.alerts]
-    results = rt.scorer.score(batch.alerts, histories)
+    results = rt.scorer.score(batch.alerts, histories, fp32=fp32_positions(rt, batch.alerts))
     rows = _alert_rows(batch.alerts, results, rt.scorer.model_version)
     earlier, n_refetch = fp32_for_acted_on(rt, batch.alerts, histories, rows)  # int8 backend: what Fritz is shown
     rows = [r for r in rows if r["candid"] is not None] + earlier

@@ -6,7 +6,9 @@ For each chunk, before its transaction, a source of the chunk is *acted on* when
 decided it (its annotation will be updated) or decides it now (evaluated on the guarded scores). For
 those sources:
 
-* the chunk's own alerts still scored in int8 are re-scored in fp32 from the documents in hand;
+* the chunk's alerts of a source already decided are scored in fp32 directly (`fp32_positions`, given to
+  `Scorer.score`); those of a source that some policy decides now are re-scored in fp32 from the
+  documents in hand;
 * their alerts of earlier chunks or cycles journaled as int8 (their cutouts are gone) are fetched again
   from Kowalski by candid, with their objects' histories (one batched query each), and re-scored in fp32;
   their journal rows (score, precision) are rewritten in the chunk's transaction.
@@ -27,6 +29,17 @@ from typing import Sequence
 from bot.core.policies import evaluate
 
 log = logging.getLogger(__name__)
+
+
+def fp32_positions(rt, alerts: Sequence[dict]) -> list[int]:
+    """The positions of the alerts whose source some policy already decided (for this bot's mode): to be
+    scored in fp32 directly. Empty unless the scorer is a guarded int8 one."""
+    if not getattr(rt.scorer, "rescores", False):
+        return []
+    decided: dict[str, bool] = {}
+    for oid in {a.get("objectId") for a in alerts if isinstance(a, dict) and isinstance(a.get("objectId"), str)}:
+        decided[oid] = any(rt.actor.decided(p.name, oid) for p in rt.policies)
+    return [i for i, a in enumerate(alerts) if isinstance(a, dict) and decided.get(a.get("objectId"), False)]
 
 
 def fp32_for_acted_on(rt, alerts: Sequence[dict], histories: Sequence[list], rows: list[dict]) -> tuple[list[dict], int]:

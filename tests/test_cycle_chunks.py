@@ -97,11 +97,11 @@ def test_a_crash_in_a_later_chunk_loses_and_repeats_nothing(make_runtime, monkey
     rt = make_runtime(6, "crashed")
     score, calls = rt.scorer.score, []
 
-    def crash_on_third(alerts, histories):
+    def crash_on_third(alerts, histories, **kw):
         calls.append(len(alerts))
         if len(calls) == 3:
             raise RuntimeError("killed while scoring the third chunk")
-        return score(alerts, histories)
+        return score(alerts, histories, **kw)
 
     monkeypatch.setattr(rt.scorer, "score", crash_on_third)
     with pytest.raises(RuntimeError, match="third chunk"):

@@ -149,3 +149,16 @@ def test_journal_gains_the_precision_column(tmp_path):
         assert j.alerts_for_object("ZTF1")[0]["precision"] == "int8"
     with Journal(path) as j:  # idempotent
         assert j.alerts_for_object("ZTF1")[0]["precision"] == "int8"
+
+
+def test_alerts_asked_in_fp32_are_scored_by_the_fp32_model_only(scorers, all_alerts):
+    fp32, _, guarded = scorers
+    ref, plain = fp32.score(all_alerts), guarded.score(all_alerts)
+    asked = list(range(0, len(all_alerts), 3))
+    got = guarded.score(all_alerts, fp32=asked)
+    for i, (r, p, g) in enumerate(zip(ref, plain, got)):
+        if i in asked:
+            assert (g.score, g.precision) == (r.score, "fp32")
+        else:
+            assert (g.score, g.precision) == (p.score, p.precision)
+    assert {r.precision for r in fp32.score(all_alerts[:3], fp32=[0, 1])} == {"fp32"}  # plain fp32: a no-op

@@ -44,6 +44,7 @@ class Staged:
     histories: list
     pending: list[ScoreResult]  # their results, to be completed
     results: list[ScoreResult]  # every alert's result, in input order
+    index: list[int] = field(default_factory=list)  # the input position of each pending alert
 
 
 def _identity(alert) -> tuple[str | None, int | None, float | None, str | None, dict]:
@@ -111,10 +112,12 @@ class Scorer:
         keep = [j for j, err in enumerate(trip_err) if err is None]
         good = [good[j] for j in keep]
         hists = [packet_history(alerts[i]) if histories is None else histories[i] for i in good]
-        return Staged(triplets[keep], [ids[i][4] for i in good], hists, [results[i] for i in good], results)
+        return Staged(triplets[keep], [ids[i][4] for i in good], hists, [results[i] for i in good], results, good)
 
-    def finish(self, staged: "Staged") -> list[ScoreResult]:
-        """braai (new_drb), the 25 features, then BTSbot, in batches; returns every alert's result."""
+    def finish(self, staged: "Staged", fp32: Iterable[int] = ()) -> list[ScoreResult]:
+        """braai (new_drb), the 25 features, then BTSbot, in batches; returns every alert's result.
+
+        `fp32`: input positions of alerts to score with the fp32 model directly (guarded int8 scorer)."""
         drbs = self._drbs(staged.triplets, staged.candidates)
         feats, feat_err = feature_matrix(staged.candidates, staged.histories, drbs)
         keep = []
@@ -125,7 +128,9 @@ class Scorer:
                 r.features = dict(zip(FEATURES, map(float, feats[j])))
                 keep.append(j)
         if keep:
-            scores, precisions = self.predict_guarded(staged.triplets[keep], feats[keep])
+            wanted = set(fp32)
+            force = np.array([staged.index[j] in wanted for j in keep], dtype=bool) if wanted else None
+            scores, precisions = self.predict_guarded(staged.triplets[keep], feats[keep], force)
             for j, score, precision in zip(keep, scores, precisions):
                 staged.pending[j].score, staged.pending[j].precision = float(score), precision
         return staged.results
@@ -152,12 +157,21 @@ class Scorer:
             near |= np.abs(scores - t) <= self.guard
         return near
 
-    def predict_guarded(self, triplets: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        """Scores and the precision of each ("int8" or "fp32"), the guard band re-scored in fp32."""
-        scores = self.predict(triplets, features)
+    def predict_guarded(self, triplets: np.ndarray, features: np.ndarray,
+                        force: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+        """Scores and the precision of each ("int8" or "fp32"), the guard band re-scored in fp32; the rows
+        `force` marks (a boolean mask) are scored in fp32 only."""
+        if not self.rescores or force is None or not force.any():
+            force = np.zeros(len(triplets), dtype=bool)
+        fast = np.flatnonzero(~force)
+        scores = np.empty(len(triplets))
+        scores[fast] = self.predict(triplets[fast], features[fast]) if len(fast) < len(triplets) \
+            else self.predict(triplets, features)
         precisions = [self.precision] * len(scores)
-        if self.fp32_model is not None and self.precision != "fp32":
-            redo = np.flatnonzero(self.in_guard(scores))
+        if self.rescores:
+            near = np.zeros(len(scores), dtype=bool)
+            near[fast] = self.in_guard(scores[fast])
+            redo = np.flatnonzero(near | force)
             for s in _batches(len(redo), self.batch_size):
                 idx = redo[s]
                 scores[idx] = self.fp32_model.predict(triplets[idx], features[idx])
@@ -191,9 +205,10 @@ class Scorer:
             results[i].score, results[i].precision = r.score, r.precision
         return results
 
-    def score(self, alerts: Sequence[dict], histories: Sequence[Iterable[dict]] | None = None) -> list[ScoreResult]:
-        """One ScoreResult per alert, in input order."""
-        return self.finish(self.stage(alerts, histories))
+    def score(self, alerts: Sequence[dict], histories: Sequence[Iterable[dict]] | None = None,
+              fp32: Iterable[int] = ()) -> list[ScoreResult]:
+        """One ScoreResult per alert, in input order (`fp32`: see `finish`)."""
+        return self.finish(self.stage(alerts, histories), fp32)
 
 
 def build_scorer(cfg, backend: str | None = None, cache_dir=None, drb_source: str | None = None,
