@@ -147,3 +147,24 @@ def write_config(tmp_path, model_cache):
         return path
 
     return write
+
+
+@pytest.fixture
+def example_runtimes(example_kowalski, skyportal, write_config):
+    """example_runtimes(name, scorer, chunk=100000) -> a dry-run Runtime on the example night's stand-ins,
+    with its own journal `name`.sqlite and `kowalski.chunk_alerts: chunk`; all closed at the end."""
+    from bot.config import load_config
+    from bot.runtime import open_runtime
+
+    opened = []
+
+    def make(name, scorer, chunk=100000):
+        cfg = write_config(example_kowalski, skyportal, name=f"{name}.yaml", mode="dry-run",
+                           kowalski={"chunk_alerts": chunk}, state={"path": f"{name}.sqlite"})
+        rt = open_runtime(load_config(cfg), scorer=scorer)
+        opened.append(rt)
+        return rt
+
+    yield make
+    for rt in opened:
+        rt.close()

@@ -7,25 +7,12 @@ import threading
 import pytest
 from conftest import EXAMPLE_SINCE, EXAMPLE_UNTIL, SN
 
-from bot.config import load_config
 from bot.cycle import ANNOTATIONS_OWED, run_cycle
-from bot.runtime import open_runtime
 
 
 @pytest.fixture
-def make_runtime(example_kowalski, skyportal, write_config, onnx_scorer):
-    opened = []
-
-    def make(chunk, name):
-        cfg = write_config(example_kowalski, skyportal, name=f"{name}.yaml", mode="dry-run",
-                           kowalski={"chunk_alerts": chunk}, state={"path": f"{name}.sqlite"})
-        rt = open_runtime(load_config(cfg), scorer=onnx_scorer)
-        opened.append(rt)
-        return rt
-
-    yield make
-    for rt in opened:
-        rt.close()
+def make_runtime(example_runtimes, onnx_scorer):
+    return lambda chunk, name: example_runtimes(name, onnx_scorer, chunk)
 
 
 def cycle(rt, **kw):

@@ -13,7 +13,6 @@ from conftest import CV, EXAMPLE_SINCE, EXAMPLE_UNTIL, SN
 from bot.config import load_config
 from bot.cycle import run_cycle
 from bot.kowalski.client import KowalskiError
-from bot.runtime import open_runtime
 from bot.scoring.backends import load_backends
 from bot.scoring.scorer import Scorer
 
@@ -27,19 +26,8 @@ def int8_scorer(model_cache):
 
 
 @pytest.fixture
-def make_runtime(example_kowalski, skyportal, write_config):
-    opened = []
-
-    def make(name, scorer, chunk=100000):
-        cfg = write_config(example_kowalski, skyportal, name=f"{name}.yaml", mode="dry-run",
-                           kowalski={"chunk_alerts": chunk}, state={"path": f"{name}.sqlite"})
-        rt = open_runtime(load_config(cfg), scorer=scorer)
-        opened.append(rt)
-        return rt
-
-    yield make
-    for rt in opened:
-        rt.close()
+def make_runtime(example_runtimes):
+    return example_runtimes
 
 
 def cycle(rt, until=EXAMPLE_UNTIL, **kw):
