@@ -116,10 +116,10 @@ class _OnnxModel:
         # (~70 MB for BTSbot and ~30 MB for braai at batch 64; see README, Performance); the arena still reuses
         # its buffers, and the kernels, hence the scores, are the same
         opts.enable_mem_pattern = False
-        _shared_arena(ort)
         opts.add_session_config_entry("session.use_env_allocators", "1")
         try:
             with cache_env(path.parents[3] if len(path.parents) > 3 else path.parent):
+                _shared_arena(ort)
                 self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise ArtifactError(f"cannot load {path} ({exc}); run `btsbot models convert --force`") from None
