@@ -2,8 +2,10 @@
 
 The README example alerts are served by the local Kowalski, the local SkyPortal plays Fritz; both run in
 this process, the bot in a child process that is killed. After the restarts, each trial checks: every
-alert journaled once, no decision lost, exactly one SEDM request, no comment stored twice, no own
-request journaled as "skipped", nothing pending.
+alert journaled once, no decision lost, exactly one SEDM request, no comment stored twice (a kill between
+a comment's POST and its journal entry re-posts it byte-identical, which SkyPortal merges: counted as
+a repost, and the journal must say it was merged), no own request journaled as "skipped", nothing
+pending.
 
     python benchmarks/bench_crash.py --trials 200 [--seed 1]
 """
@@ -78,6 +80,7 @@ def trial(kowalski, cache_dir, kill_after_s: float, workdir: Path, kill: bool = 
             history = journal.history()
             pending = journal.unfinished_actions()
         reqs = skyportal.requests
+        stored = Counter(r["text"] for r in skyportal.store.q("SELECT text FROM comments WHERE obj_id = ?", (SN,)))
         (workdir / "requests.json").write_text(json.dumps(reqs, indent=1, default=str))
     alerts = Counter(r["candid"] for r in history if r["kind"] == "alert")
     decisions = {(r["policy"], r["objectId"]) for r in history if r["kind"] == "decision"}
@@ -90,13 +93,17 @@ def trial(kowalski, cache_dir, kill_after_s: float, workdir: Path, kill: bool = 
         "alerts_once": bool(alerts) and max(alerts.values()) == 1,
         "decisions": decisions == {("bts_p1", SN), ("bts_p2", SN)},
         "one_sedm_request": len(posts) == 1,
-        "no_comment_twice": len(comments) == len(set(comments)),
+        "no_comment_twice": bool(stored) and max(stored.values()) == 1,  # a byte-identical retry is merged
+        "comment_reposts": len(comments) - len(set(comments)),
+        "reposts_journaled": len(comments) - len(set(comments)) == sum(
+            bool((a.get("response") or {}).get("merged")) for a in actions if a["action"] == "comment"),
         "no_misjournaled": not any(a["action"] == "followup" and a["outcome"] == "skipped" for a in actions),
         "nothing_pending": pending == [],
     }
 
 
-CHECKS = ("alerts_once", "decisions", "one_sedm_request", "no_comment_twice", "no_misjournaled", "nothing_pending")
+CHECKS = ("alerts_once", "decisions", "one_sedm_request", "no_comment_twice", "reposts_journaled", "no_misjournaled",
+          "nothing_pending")
 
 
 def main() -> int:
@@ -125,7 +132,7 @@ def main() -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 max_kill = trial(kowalski, cache, 0.0, Path(tmp), kill=False)["first_run_s"]
             print(f"one unkilled run: {max_kill:.1f} s; kills drawn in [0.3, {max_kill:.1f}] s", flush=True)
-        killed = 0
+        killed = reposts = 0
         for i in range(args.trials):
             with tempfile.TemporaryDirectory() as tmp:
                 result = trial(kowalski, cache, rng.uniform(0.3, max_kill), Path(tmp))
@@ -133,10 +140,12 @@ def main() -> int:
                     shutil.copytree(tmp, Path(args.keep) / f"trial-{i + 1}")
             failures.update(c for c in CHECKS if not result[c])
             killed += result["killed"]
+            reposts += result["comment_reposts"]
             print(f"trial {i + 1}: killed={result['killed']} runs={result['runs']} "
                   f"failed={[c for c in CHECKS if not result[c]]}", flush=True)
     print(f"{args.trials} trials ({killed} killed mid-run, the others finished first) in "
-          f"{time.monotonic() - t0:.0f} s; failures by check: {dict(failures) or 'none'}")
+          f"{time.monotonic() - t0:.0f} s; failures by check: {dict(failures) or 'none'}; "
+          f"{reposts} comment(s) re-posted after a kill and merged by SkyPortal")
     return 1 if failures else 0
 
 
