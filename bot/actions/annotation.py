@@ -52,6 +52,4 @@ class Annotation(ActionKind):
             known = view.annotation_id(r["origin"])
         aid, created = ctx.service("skyportal").annotate(r["obj_id"], r["origin"], r["data"], r["group_ids"],
                                                         annotation_id=known)
-        if view is not None and created:
-            view.annotations.append({"id": aid, "origin": r["origin"]})
         return ("posted" if created else "updated"), {"annotation_id": aid}

@@ -105,7 +105,8 @@ class _OnnxModel:
         if not path.is_file():
             raise ArtifactError(f"{path} is missing: run `btsbot models convert` (or `btsbot models pull`)")
         # importing onnxruntime (and its first session) writes its telemetry ids: inside the btsbot cache
-        with cache_env(path.parents[3] if len(path.parents) > 3 else path.parent):
+        cache = path.parents[3] if len(path.parents) > 3 else path.parent
+        with cache_env(cache):
             import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -118,7 +119,7 @@ class _OnnxModel:
         opts.enable_mem_pattern = False
         opts.add_session_config_entry("session.use_env_allocators", "1")
         try:
-            with cache_env(path.parents[3] if len(path.parents) > 3 else path.parent):
+            with cache_env(cache):
                 _shared_arena(ort)
                 self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
