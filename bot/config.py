@@ -185,7 +185,30 @@ def _read_yaml(path: Path) -> dict:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must be a mapping at the top level")
+    _check_keys(data, path)
     return data
+
+
+# what YAML 1.1 (PyYAML) reads as a boolean when written bare as a key
+_YAML_BOOLEANS = "y, yes, on, true (true) or n, no, off, false (false)"
+
+
+def _check_keys(data, path: Path, where: str = "") -> None:
+    """Refuse a mapping key that YAML did not read as a string, naming where it is: a bare `on:` or `no:`
+    is a boolean in YAML 1.1, and a number key is never a config key."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            here = f"{where}.{key}" if where else str(key)
+            if isinstance(key, bool):
+                raise ConfigError(
+                    f"config {path}: {where or '(top level)'}: a key YAML read as the boolean {str(key).lower()} "
+                    f"(bare {_YAML_BOOLEANS} are booleans in YAML 1.1); quote it, or for notify write `events:`")
+            if not isinstance(key, str):
+                raise ConfigError(f"config {path}: {where or '(top level)'}: the key {key!r} is not a name")
+            _check_keys(value, path, here)
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            _check_keys(item, path, f"{where}.{i}" if where else str(i))
 
 
 def defaults_path() -> Path:

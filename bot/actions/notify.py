@@ -2,7 +2,7 @@
 are done on Fritz.
 
     actions:
-      notify: {webhook_env: BTSBOT_SLACK_WEBHOOK, on: [save, followup]}
+      notify: {webhook_env: BTSBOT_SLACK_WEBHOOK, events: [save, followup]}
 
 The webhook URL is a secret read from the environment variable `webhook_env`; it is never logged or
 journaled (the journal holds the variable's name). The message (`POST {"text": ...}`) links the source's
@@ -21,7 +21,7 @@ import time
 from typing import Iterable, Literal, Mapping
 
 import requests
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from bot.actions.base import ActionKind, Context, KindConfig, Result
 from bot.actions.comment import DESCRIBED
@@ -33,7 +33,10 @@ DOWN_FOR_S = 60.0  # after a failure, the webhook is not tried again for this lo
 
 class NotifyAction(KindConfig):
     webhook_env: str = Field("BTSBOT_SLACK_WEBHOOK", min_length=1)
-    on: list[Literal["save", "followup"]] = Field(["save", "followup"], min_length=1)
+    # `events`, not `on`: YAML 1.1 reads a bare `on:` key as the boolean true (bot.config refuses such keys
+    # with a message saying so); `on` stays accepted where no YAML is involved (Python dicts, JSON)
+    events: list[Literal["save", "followup"]] = Field(["save", "followup"], min_length=1,
+                                                      validation_alias=AliasChoices("events", "on"))
     resend_unknown: bool = False  # false: at most once; true: at least once (resend after a crash mid-POST)
     timeout_s: float = Field(5.0, gt=0)
 
@@ -110,7 +113,7 @@ class Notify(ActionKind):
 
     def plan(self, ctx: Context, policy, decision, alert: Mapping):
         cfg = policy.actions.notify
-        about = [k for k in DESCRIBED if k in cfg.on and getattr(policy.actions, k)]
+        about = [k for k in DESCRIBED if k in cfg.events and getattr(policy.actions, k)]
         if not about:
             return []
         return [("notify", {"obj_id": decision.objectId, "about": about, "webhook_env": cfg.webhook_env})]
