@@ -1,0 +1,304 @@
+"""`BoomSim`: a loopback stand-in for BOOM's main API (its `src/api/**`), as docs/contracts.md describes it.
+
+Routes: `GET /` (public greeting), `POST /auth` (form-encoded username/password -> a bearer token with
+`expires_in`; JSON is refused with 415; a wrong password is 401 `{"error": "invalid_client", ...}`), and
+behind the auth middleware (`Authorization: Bearer <token>`, its three text/plain 401s) `GET /catalogs`,
+`POST /queries/find` and `POST /queries/count` (`catalog_name` at the top level, `filter` required, `sort`
+an object, `limit`, `skip`, `max_time_ms`), and `GET /surveys/ztf/cutouts?candid=N` (the three stamps as
+padded base64). Envelopes: `{"message", "data"}` with no `status`; an unknown or protected catalog is 404;
+what Mongo rejects is 500 JSON; a body that does not parse is 400 text/plain. Documents are stored as BOOM
+stores them (`bot.sim.boom.documents`) in mongomock, so filter, projection and sort are Mongo's. Faults
+(`bot.sim.faults`) answer as BOOM's proxy does: text/plain, 429 with Retry-After.
+
+Not yet here (issue 14, next steps): the simulated clock's staging of alerts, `/queries/pipeline`,
+`/filters/test`, cone searches.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+import secrets
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qs, urlsplit
+
+import mongomock
+
+from bot.sim.boom import documents as D
+from bot.sim.faults import Faults
+from bot.sim.httpd import StandInServer
+
+log = logging.getLogger(__name__)
+
+MAX_JSON = 2 * 1024**2  # actix's JSON body limit
+PUBLIC = ("/", "/auth", "/docs")
+PROTECTED = {"filters", "babamul_users", "users"}
+TOKEN_LIFETIME_S = 604800
+
+
+def _encode(obj):
+    """serde_json's view of BSON: bytes -> an array of byte values, NaN/inf -> null."""
+    if isinstance(obj, dict):
+        return {k: _encode(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_encode(v) for v in obj]
+    if isinstance(obj, (bytes, bytearray)):
+        return list(bytes(obj))
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _json(status: int, payload) -> tuple[int, bytes, str, dict]:
+    return status, json.dumps(_encode(payload)).encode(), "application/json", {}
+
+
+def _text(status: int, text: str) -> tuple[int, bytes, str, dict]:
+    return status, text.encode(), "text/plain; charset=utf-8", {}
+
+
+class BoomSim:
+    """The BOOM stand-in (see the module docstring)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, users: dict[str, str] | None = None,
+                 faults: Faults | None = None, token_lifetime_s: float = TOKEN_LIFETIME_S) -> None:
+        self.host, self.port = host, port
+        self.users = dict(users) if users is not None else {"admin": "admin"}
+        self.faults = faults if faults is not None else Faults()
+        self.token_lifetime_s = float(token_lifetime_s)
+        self.db = mongomock.MongoClient().boom
+        for name in (D.ALERTS, D.AUX, D.CUTOUTS):
+            self.db.create_collection(name)
+        self.request_counts: dict[str, int] = {}
+        self._tokens: dict[str, float] = {}  # token -> expiry (unix s)
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._server: StandInServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- data --------------------------------------------------------------------------------------
+    def load_alerts(self, packets) -> int:
+        """Ingest alert packets (as fastavro reads them) into the three collections, as BOOM does."""
+        packets = list(packets)
+        with self._lock:
+            old = {d["_id"]: d for d in self.db[D.AUX].find({"_id": {"$in": [p["objectId"] for p in packets]}})}
+            for packet in sorted(packets, key=lambda p: (p["candidate"]["jd"], int(p["candid"]))):
+                doc = D.alert_document(packet)
+                self.db[D.ALERTS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+                self.db[D.CUTOUTS].replace_one({"_id": doc["_id"]}, D.cutout_document(packet), upsert=True)
+                aux = D.aux_document(packet, old.get(doc["objectId"]))
+                old[doc["objectId"]] = aux
+                self.db[D.AUX].replace_one({"_id": aux["_id"]}, aux, upsert=True)
+        return len(packets)
+
+    # ---- tokens ------------------------------------------------------------------------------------
+    def issue_token(self) -> str:
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._tokens[token] = time.time() + self.token_lifetime_s
+        return token
+
+    def token_valid(self, token: str) -> bool:
+        with self._lock:
+            return self._tokens.get(token, 0.0) > time.time()
+
+    def expire_tokens(self) -> None:
+        """Every issued token expires now (what a client sees 7 days after its login)."""
+        with self._lock:
+            self._tokens.clear()
+
+    # ---- server ------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> str:
+        self._stopping.clear()
+        self._server = StandInServer((self.host, self.port), _Handler)
+        self._server.sim = self
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"boom-sim:{self.port}", daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> "BoomSim":
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.request_counts[key] = self.request_counts.get(key, 0) + 1
+
+    # ---- routes ------------------------------------------------------------------------------------
+    def catalog(self, body) -> tuple[str | None, tuple | None]:
+        name = str(body.get("catalog_name", "")).strip()
+        if name in PROTECTED or name not in self.db.list_collection_names():
+            return None, _json(404, {"message": f"Catalog {name} does not exist"})
+        return name, None
+
+    def find(self, body: dict):
+        name, err = self.catalog(body)
+        if err:
+            return err
+        filt, proj, sort = body.get("filter"), body.get("projection"), body.get("sort")
+        if not isinstance(filt, dict):
+            return _json(400, {"message": "Invalid filter: MongoDB Filter must be a JSON object"})
+        if proj is not None and not isinstance(proj, dict):
+            return _json(400, {"message": "Invalid projection: MongoDB Projection must be a JSON object"})
+        if sort is not None and not isinstance(sort, dict):
+            return _json(400, {"message": "Invalid find options: Error converting sort to BSON document: "
+                                          "expected a document"})
+        try:
+            with self._lock:
+                cursor = self.db[name].find(filt, proj or None)
+                if sort:
+                    cursor = cursor.sort(list(sort.items()))
+                if body.get("skip"):
+                    cursor = cursor.skip(int(body["skip"]))
+                if body.get("limit"):
+                    cursor = cursor.limit(abs(int(body["limit"])))
+                docs = list(cursor)
+        except Exception as exc:  # what Mongo rejects
+            return _json(500, {"message": f"Error finding documents: {type(exc).__name__}: {exc}"})
+        return _json(200, {"message": "success", "data": docs})
+
+    def count(self, body: dict):
+        name, err = self.catalog(body)
+        if err:
+            return err
+        if not isinstance(body.get("filter"), dict):
+            return _json(400, {"message": "Invalid filter: MongoDB Filter must be a JSON object"})
+        try:
+            with self._lock:
+                n = self.db[name].count_documents(body["filter"])
+        except Exception as exc:
+            return _json(500, {"message": f"Error counting documents: {type(exc).__name__}: {exc}"})
+        return _json(200, {"message": "success", "data": n})
+
+    def cutouts(self, query: str):
+        params = parse_qs(query)
+        if "candid" not in params:
+            return _json(400, {"message": "candid or objectId query parameter must be provided"})
+        try:
+            candid = int(params["candid"][0])
+        except ValueError:
+            return _text(400, "Query deserialize error: invalid digit found in string")
+        with self._lock:
+            doc = self.db[D.CUTOUTS].find_one({"_id": candid})
+        if doc is None:
+            return _json(404, {"message": f"no cutouts found for candid {candid}"})
+        data = {"candid": candid, **{k: base64.b64encode(doc[k]).decode() for k in D.STAMPS if k in doc}}
+        return _json(200, {"message": f"cutouts found for candid: {candid}", "data": data})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server_version = "actix-web-standin"
+
+    def log_message(self, fmt, *args) -> None:
+        log.debug("%s %s", self.address_string(), fmt % args)
+
+    def _handle(self) -> None:
+        sim: BoomSim = self.server.sim
+        parts = urlsplit(self.path)
+        method, path = self.command, parts.path.rstrip("/") or "/"
+        sim._count(f"{method} {path}")
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if sim.faults.latency_s:
+            sim._stopping.wait(sim.faults.latency_s)
+        fault = sim.faults.decide(method, path)
+        if fault is not None and fault.kind == "timeout":
+            sim._stopping.wait(fault.hang_s)
+        if fault is not None and fault.kind in ("status", "html"):
+            resp = _text(fault.status, "Bad Gateway" if fault.status == 502 else "Service Unavailable")
+        elif fault is not None and fault.kind == "429":
+            resp = (*_text(429, "Too Many Requests")[:3], {"Retry-After": str(max(0, math.ceil(fault.retry_after_s)))})
+        else:
+            try:
+                resp = self._route(sim, method, path, parts.query, body)
+            except Exception as exc:  # never leave a request unanswered
+                log.exception("boom sim: unexpected error")
+                resp = _json(500, {"message": f"{type(exc).__name__}: {exc}"})
+        self._send(*resp)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+    def _route(self, sim: BoomSim, method: str, path: str, query: str, body: bytes):
+        if path == "/" and method == "GET":
+            return _json(200, {"status": "success", "message": "Greetings from BOOM!"})
+        if path == "/auth" and method == "POST":
+            return self._auth(sim, body)
+        if path not in PUBLIC:
+            header = self.headers.get("Authorization")
+            if not header:
+                return _text(401, "Missing or invalid Authorization header")
+            if not header.startswith("Bearer "):
+                return _text(401, "Invalid Authorization header")
+            if not sim.token_valid(header[len("Bearer "):]):
+                return _text(401, "Invalid token")
+        if path == "/catalogs" and method == "GET":
+            names = sorted(n for n in sim.db.list_collection_names() if n not in PROTECTED)
+            return _json(200, {"message": "success", "data": [{"name": n} for n in names]})
+        if path == "/surveys/ztf/cutouts" and method == "GET":
+            return sim.cutouts(query)
+        routes = {"/queries/find": sim.find, "/queries/count": sim.count}
+        if path in routes and method == "POST":
+            if not (self.headers.get("Content-Type") or "").startswith("application/json"):
+                return _text(400, "Content type error")
+            if len(body) > MAX_JSON:
+                return _text(413, f"JSON payload ({len(body)} bytes) is larger than allowed (limit: {MAX_JSON} bytes).")
+            try:
+                data = json.loads(body or b"null")
+            except ValueError as exc:
+                return _text(400, f"Json deserialize error: {exc}")
+            if not isinstance(data, dict) or "catalog_name" not in data:
+                return _text(400, "Json deserialize error: missing field `catalog_name`")
+            if "filter" not in data:
+                return _text(400, "Json deserialize error: missing field `filter`")
+            return routes[path](data)
+        return 404, b"", "text/plain", {}
+
+    def _auth(self, sim: BoomSim, body: bytes):
+        if not (self.headers.get("Content-Type") or "").startswith("application/x-www-form-urlencoded"):
+            return _text(415, "Content type error.")
+        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        if "username" not in form or "password" not in form:
+            return _text(400, "Parse error: missing field `username` or `password`")
+        if sim.users.get(form["username"]) != form["password"]:
+            return _json(401, {"error": "invalid_client", "error_description": "Invalid username or password"})
+        status, raw, ctype, _ = _json(200, {"access_token": sim.issue_token(), "token_type": "Bearer",
+                                            "expires_in": int(sim.token_lifetime_s)})
+        return status, raw, ctype, {"Cache-Control": "no-store"}
+
+    def _send(self, status: int, raw: bytes, ctype: str, headers: dict) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(raw)))
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(raw)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
