@@ -40,3 +40,63 @@ class StandInServer(ThreadingHTTPServer):
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+class ServedInThread:
+    """The lifecycle the Kowalski and BOOM stand-ins share: a `StandInServer` in a daemon thread on
+    (`host`, `port`), its `handler` class given `server.sim = self`; `_stopping` wakes hanging faults."""
+
+    handler: type
+    name = "stand-in"
+    host: str
+    port: int
+    _server: StandInServer | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> str:
+        """Serve in a background thread; returns the base URL."""
+        self._stopping.clear()
+        self._server = StandInServer((self.host, self.port), self.handler)
+        self._server.sim = self
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"{self.name}:{self.port}", daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes up requests hanging on a timeout fault
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self):
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def send_answer(handler, status: int, raw: bytes, ctype: str, headers: dict) -> None:
+    """Write one answer on a BaseHTTPRequestHandler; a client that gave up (its timeout) closes the connection."""
+    try:
+        handler.send_response(status)
+        handler.send_header("Content-Type", ctype)
+        handler.send_header("Content-Length", str(len(raw)))
+        for k, v in headers.items():
+            handler.send_header(k, v)
+        handler.end_headers()
+        if handler.command != "HEAD":
+            handler.wfile.write(raw)
+    except (BrokenPipeError, ConnectionResetError):
+        handler.close_connection = True

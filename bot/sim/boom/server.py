@@ -30,7 +30,7 @@ import mongomock
 
 from bot.sim.boom import documents as D
 from bot.sim.faults import Faults
-from bot.sim.httpd import StandInServer
+from bot.sim.httpd import ServedInThread, send_answer
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,10 @@ def _text(status: int, text: str) -> tuple[int, bytes, str, dict]:
     return status, text.encode(), "text/plain; charset=utf-8", {}
 
 
-class BoomSim:
+class BoomSim(ServedInThread):
     """The BOOM stand-in (see the module docstring)."""
+
+    name = "boom-sim"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, users: dict[str, str] | None = None,
                  faults: Faults | None = None, token_lifetime_s: float = TOKEN_LIFETIME_S) -> None:
@@ -77,8 +79,6 @@ class BoomSim:
         self._tokens: dict[str, float] = {}  # token -> expiry (unix s)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
-        self._server: StandInServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ---- data --------------------------------------------------------------------------------------
     def load_alerts(self, packets) -> int:
@@ -110,39 +110,6 @@ class BoomSim:
         """Every issued token expires now (what a client sees 7 days after its login)."""
         with self._lock:
             self._tokens.clear()
-
-    # ---- server ------------------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> str:
-        self._stopping.clear()
-        self._server = StandInServer((self.host, self.port), _Handler)
-        self._server.sim = self
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"boom-sim:{self.port}", daemon=True)
-        self._thread.start()
-        return self.url
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> "BoomSim":
-        if self._server is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def _count(self, key: str) -> None:
         with self._lock:
@@ -292,13 +259,7 @@ class _Handler(BaseHTTPRequestHandler):
         return status, raw, ctype, {"Cache-Control": "no-store"}
 
     def _send(self, status: int, raw: bytes, ctype: str, headers: dict) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(raw)))
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(raw)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+        send_answer(self, status, raw, ctype, headers)
+
+
+BoomSim.handler = _Handler

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from bson import json_util
 
 from bot.sim.faults import HTML_ERROR
+from bot.sim.httpd import send_answer
 from bot.sim.kowalski.auth import check_login
 
 log = logging.getLogger(__name__)
@@ -133,14 +134,4 @@ class Handler(BaseHTTPRequestHandler):
         return _json(200, payload)
 
     def _send(self, status: int, raw: bytes, ctype: str, headers: dict) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(raw)))
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(raw)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (e.g. its timeout)
-            self.close_connection = True
+        send_answer(self, status, raw, ctype, headers)

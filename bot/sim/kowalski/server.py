@@ -10,14 +10,17 @@ from datetime import datetime, timezone
 
 from bot.sim.clock import SimClock
 from bot.sim.faults import Faults
-from bot.sim.httpd import StandInServer
+from bot.sim.httpd import ServedInThread
 from bot.sim.kowalski.auth import make_jwt, verify_jwt
 from bot.sim.kowalski.handler import Handler
 from bot.sim.kowalski.ingest import AlertDatabase
 
 
-class KowalskiSim:
+class KowalskiSim(ServedInThread):
     """The Kowalski stand-in: a mongomock database behind a loopback HTTP server (see the package docstring)."""
+
+    handler = Handler
+    name = "kowalski-sim"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
                  users: dict[str, str] | None = None, clock: SimClock | None = None,
@@ -33,8 +36,6 @@ class KowalskiSim:
         self.alerts = AlertDatabase()
         self._count_lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server: StandInServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ---- tokens ------------------------------------------------------------------------------------
     def issue_token(self, username: str) -> str:
@@ -73,40 +74,6 @@ class KowalskiSim:
     def run_query(self, body: dict):
         """Execute a /api/queries body; returns `data` (None: omit it). Raises on a bad query."""
         return self.alerts.run_query(body)
-
-    # ---- server ------------------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> str:
-        """Serve in a background thread; returns the base URL."""
-        self._stopping.clear()
-        self._server = StandInServer((self.host, self.port), Handler)
-        self._server.sim = self
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"kowalski-sim:{self.port}", daemon=True)
-        self._thread.start()
-        return self.url
-
-    def stop(self) -> None:
-        self._stopping.set()  # wakes up requests hanging on a timeout fault
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> KowalskiSim:
-        if self._server is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def reset_counts(self) -> None:
         with self._count_lock:
