@@ -156,11 +156,16 @@ class Poller:
         # queries per `client.batch` call: bounds what a transient failure makes the client re-send
         self.batch_group = 2 * getattr(client, "max_threads", 4)
         self.now_jd = now_jd or utc_now_jd
-        self.cuts = Q.prefilter(self.programids, mag_max, prefilter)
-        probe = Q.poll_page(0.0, 1.0, self.cuts, limit=self.page_size, after=(0.5, 2**63 - 1),
+        self.cuts = self._build_cuts(prefilter)
+
+    def _build_cuts(self, prefilter: Mapping[str, Any] | None) -> dict:
+        """The broker's pre-filter (a subclass for another broker builds its own)."""
+        cuts = Q.prefilter(self.programids, self.mag_max, prefilter)
+        probe = Q.poll_page(0.0, 1.0, cuts, limit=self.page_size, after=(0.5, 2**63 - 1),
                             max_time_ms=self._max_time_ms)
         if Q.body_size(probe) > BODY_BUDGET:
             raise ValueError("the pre-filter makes the polling request body too large")
+        return cuts
 
     @property
     def _max_time_ms(self) -> int | None:

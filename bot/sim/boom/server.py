@@ -67,11 +67,15 @@ class BoomSim(ServedInThread):
     name = "boom-sim"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, users: dict[str, str] | None = None,
-                 faults: Faults | None = None, token_lifetime_s: float = TOKEN_LIFETIME_S) -> None:
+                 faults: Faults | None = None, token_lifetime_s: float = TOKEN_LIFETIME_S,
+                 cutout_catalog: bool = True) -> None:
+        """cutout_catalog False: the cutouts live outside MongoDB (BOOM's S3 storage), so `ZTF_alerts_cutouts`
+        is not a catalog; the cutouts endpoint serves them either way."""
         self.host, self.port = host, port
         self.users = dict(users) if users is not None else {"admin": "admin"}
         self.faults = faults if faults is not None else Faults()
         self.token_lifetime_s = float(token_lifetime_s)
+        self.hidden = set(PROTECTED) | (set() if cutout_catalog else {D.CUTOUTS})
         self.db = mongomock.MongoClient().boom
         for name in (D.ALERTS, D.AUX, D.CUTOUTS):
             self.db.create_collection(name)
@@ -118,7 +122,7 @@ class BoomSim(ServedInThread):
     # ---- routes ------------------------------------------------------------------------------------
     def catalog(self, body) -> tuple[str | None, tuple | None]:
         name = str(body.get("catalog_name", "")).strip()
-        if name in PROTECTED or name not in self.db.list_collection_names():
+        if name in self.hidden or name not in self.db.list_collection_names():
             return None, _json(404, {"message": f"Catalog {name} does not exist"})
         return name, None
 
@@ -225,7 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not sim.token_valid(header[len("Bearer "):]):
                 return _text(401, "Invalid token")
         if path == "/catalogs" and method == "GET":
-            names = sorted(n for n in sim.db.list_collection_names() if n not in PROTECTED)
+            names = sorted(n for n in sim.db.list_collection_names() if n not in sim.hidden)
             return _json(200, {"message": "success", "data": [{"name": n} for n in names]})
         if path == "/surveys/ztf/cutouts" and method == "GET":
             return sim.cutouts(query)
