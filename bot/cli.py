@@ -435,6 +435,7 @@ def _add_logging_options(subparsers) -> None:
 def main(argv=None) -> int:
     from bot.artifacts import ArtifactError
     from bot.config import ConfigError
+    from bot.boom.client import BoomError
     from bot.kowalski.client import KowalskiError
     from bot.lock import JournalLocked
     from bot.logs import setup_logging
@@ -454,7 +455,7 @@ def main(argv=None) -> int:
         return _die(str(exc), EXIT_USAGE)
     except JournalLocked as exc:
         return _die(str(exc), EXIT_LOCKED)
-    except (KowalskiError, SkyPortalError) as exc:
+    except (KowalskiError, BoomError, SkyPortalError) as exc:
         return _die(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         return _die("interrupted", 130)

@@ -41,13 +41,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class KowalskiConfig(_Strict):
-    protocol: Literal["http", "https"] = "https"
-    host: str = "kowalski.caltech.edu"
-    port: int = Field(443, ge=1, le=65535)
-    token: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
+class _PollKeys(_Strict):
+    """What polling an alert broker takes, whichever broker (`kowalski` or `boom`)."""
+
     timeout_s: float = Field(10.0, gt=0)
     max_time_ms: int = Field(8000, gt=0)
     retries: int = Field(3, ge=0)
@@ -67,6 +63,23 @@ class KowalskiConfig(_Strict):
                 f"max_time_ms ({self.max_time_ms}) must be below timeout_s ({self.timeout_s} s) so the server aborts first"
             )
         return self
+
+
+class KowalskiConfig(_PollKeys):
+    protocol: Literal["http", "https"] = "https"
+    host: str = "kowalski.caltech.edu"
+    port: int = Field(443, ge=1, le=65535)
+    token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+
+
+class BoomConfig(_PollKeys):
+    url: str | None = None  # BOOM's API, e.g. https://api.boom.caltech.edu (no default: deployments differ)
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout_s: float = Field(30.0, gt=0)
+    max_time_ms: int = Field(25000, gt=0)
 
 
 class SkyPortalConfig(_Strict):
@@ -133,7 +146,9 @@ class PolicyConfig(_Strict):
 
 class Config(_Strict):
     mode: Literal["dry-run", "live"] = "dry-run"
+    source: Literal["kowalski", "boom"] = "kowalski"  # the alert broker polled; its section below
     kowalski: KowalskiConfig = KowalskiConfig()
+    boom: BoomConfig = BoomConfig()
     skyportal: SkyPortalConfig = SkyPortalConfig()
     state: StateConfig = StateConfig()
     models: ModelsConfig = ModelsConfig()
@@ -279,6 +294,11 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict | None = 
         k.username = env["KOWALSKI_USERNAME"]
     if k.password is None and env.get("KOWALSKI_PASSWORD"):
         k.password = SecretStr(env["KOWALSKI_PASSWORD"])
+    b = cfg.boom
+    if b.username is None and env.get("BOOM_USERNAME"):
+        b.username = env["BOOM_USERNAME"]
+    if b.password is None and env.get("BOOM_PASSWORD"):
+        b.password = SecretStr(env["BOOM_PASSWORD"])
     if cfg.skyportal.token is None and env.get("FRITZ_TOKEN"):
         cfg.skyportal.token = SecretStr(env["FRITZ_TOKEN"])
     return cfg

@@ -32,10 +32,11 @@ GRACE_S = 8.0  # after a stop signal: how long the cycle in flight may take to w
 def describe_failure(exc: BaseException) -> str:
     """One line for a failed cycle: the error's own message (they name the service, URL and key)."""
     text = str(exc).strip() or type(exc).__name__
+    from bot.boom.client import BoomError
     from bot.kowalski.client import KowalskiError
     from bot.skyportal.errors import SkyPortalError
 
-    if isinstance(exc, (KowalskiError, SkyPortalError)):
+    if isinstance(exc, (KowalskiError, BoomError, SkyPortalError)):
         return text
     return f"{type(exc).__name__}: {text}"
 

@@ -41,7 +41,7 @@ class Runtime:
     poller: Poller
     scorer: object  # bot.scoring.scorer.Scorer
     actor: Actor
-    kowalski: KowalskiClient
+    kowalski: object  # the broker's client: KowalskiClient, or BoomClient with source: boom
     skyportal: SkyPortalClient | None
     policies: list[Policy] = field(default_factory=list)  # built once; the cycle and the Actor share them
     closers: list = field(default_factory=list)
@@ -142,6 +142,46 @@ def skyportal_client(cfg: Config, policies: Sequence[Policy],
     return client
 
 
+BOOM_CREDENTIALS = "BOOM_USERNAME and BOOM_PASSWORD / boom.username and boom.password"
+
+
+def boom_client(cfg: Config, sleep: Callable[[float], None] = time.sleep):
+    """The connected BOOM client of `source: boom`; start-up errors name the keys."""
+    from bot.boom.client import BoomClient, BoomError
+
+    b = cfg.boom
+    if not b.url:
+        raise ConfigError("boom.url: source: boom needs the URL of BOOM's API")
+    try:
+        client = BoomClient(b.url, b.username, secret(b.password), timeout_s=b.timeout_s, max_time_ms=b.max_time_ms,
+                            retries=b.retries, backoff_s=b.backoff_s, sleep=sleep)
+    except BoomError as exc:
+        raise ConfigError(f"{BOOM_CREDENTIALS}: {exc}") from None
+    try:
+        return client.connect()
+    except BoomError as exc:
+        client.close()
+        if exc.status == 401:
+            raise ConfigError(f"{BOOM_CREDENTIALS}: {exc}") from None
+        raise
+
+
+def alert_source(cfg: Config, journal: Journal, sleep: Callable[[float], None],
+                 now_jd: Callable[[], float] | None):
+    """The configured broker's connected client and its poller (`source: kowalski` or `boom`)."""
+    if cfg.source == "boom":
+        from bot.boom.poller import BoomPoller
+
+        client, section, cls = boom_client(cfg, sleep), cfg.boom, BoomPoller
+    else:
+        client, section, cls = connect_kowalski(kowalski_client(cfg, sleep)), cfg.kowalski, Poller
+    poller = cls(client, journal, prefilter=section.prefilter, page_size=section.page_size,
+                 overlap_days=section.overlap_days, cutout_batch=section.cutout_batch,
+                 history_batch=section.history_batch, mag_max=cfg.faintest_alert_mag,
+                 programids=section.programids, chunk_alerts=section.chunk_alerts, now_jd=now_jd)
+    return client, poller
+
+
 def open_journal(cfg: Config) -> Journal:
     try:
         return Journal(cfg.journal_path, mode=cfg.mode)
@@ -194,15 +234,15 @@ def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None
         lock = lock_journal(cfg)
         if lock is not None:
             closers.append(lock.release)
-        kowalski = connect_kowalski(kowalski_client(cfg, sleep))
-        closers.append(kowalski.close)
+        journal = open_journal(cfg)
+        closers.append(journal.close)
+        broker, poller = alert_source(cfg, journal, sleep, now_jd)
+        closers.append(broker.close)
         skyportal = skyportal_client(cfg, policies, sleep)
         if skyportal is not None:
             closers.append(skyportal.close)
         hooks = webhooks(cfg, policies)
         closers.extend(h.close for h in hooks.values())
-        journal = open_journal(cfg)
-        closers.append(journal.close)
         scorer = scorer or build_scorer(cfg)
         if any(p.model_version != scorer.model_version for p in policies):  # not the manifest's model
             policies = configured_policies(cfg, [scorer.model_version])
@@ -210,14 +250,10 @@ def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None
         for close in reversed(closers):
             close()
         raise
-    k = cfg.kowalski
-    poller = Poller(kowalski, journal, prefilter=k.prefilter, page_size=k.page_size, overlap_days=k.overlap_days,
-                    cutout_batch=k.cutout_batch, history_batch=k.history_batch, mag_max=cfg.faintest_alert_mag,
-                    programids=k.programids, chunk_alerts=k.chunk_alerts, now_jd=now_jd)
     actor = Actor(journal, policies, {"skyportal": skyportal, **hooks}, mode=cfg.mode, links={"skyportal": cfg.skyportal.url},
                   **({"now": now} if now else {}))
     logging.getLogger("bot.runtime.banner").info(start_banner(cfg.mode, journal.mode_summary()))
-    return Runtime(cfg, journal, poller, scorer, actor, kowalski, skyportal, policies, closers, stop)
+    return Runtime(cfg, journal, poller, scorer, actor, broker, skyportal, policies, closers, stop)
 
 
 def start_banner(mode: str, summary: dict) -> str:

@@ -5,13 +5,16 @@ module rebuilds what ZTF would have sent: a packet per alert with the three cuto
 images and the object's earlier alerts as `prv_candidates`. The local Kowalski serves them to replay
 the real night of SN 2023tyk (`btsbot demo`), and the tests score them end to end.
 
-The CSV stores candid rounded to 6 significant digits; rebuilt candids are that value plus the row
-index, unique and close to the real ones.
+The CSV stores candid rounded to 6 significant digits, too coarse for ZTF's relation between a candid and
+its exposure time (candid / 1e15 within 1e-5 day of jd - 2457754.5, which BOOM's scans rely on): rebuilt
+candids are the smallest candid of the alert's exposure (`candid_floor(jd)`) plus the row index, unique and
+consistent with their jd as real ones are.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import gzip
 import io
 from pathlib import Path
@@ -73,7 +76,7 @@ def example_packets(rows: list[dict], triplets: np.ndarray) -> list[dict]:
     candidates = []
     for i, row in enumerate(rows):
         cand = {k: _value(k, v) for k, v in row.items() if k not in _NOT_CANDIDATE}
-        cand["candid"] = int(float(row["candid"])) + i
+        cand["candid"] = math.floor((cand["jd"] - 2457754.5) * 1e6) * 10**9 + i  # bot.boom.poller.candid_floor
         cand["pid"] = cand["candid"] // 10**9
         cand.update(ranr=cand["ra"], decnr=cand["dec"], rfid=0, jdendref=cand["jdstartref"], nframesref=0,
                     nmatches=0, rbversion="t17_f5_c3", drbversion="d6_m7", isdiffpos=row["isdiffpos"])
