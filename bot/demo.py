@@ -1,6 +1,7 @@
 """`btsbot demo`: replay the real discovery of SN 2023tyk with no account anywhere.
 
-Both stand-ins run in this process on loopback: the local Kowalski serves the README example's 39 alerts
+Both stand-ins run in this process on loopback: the local Kowalski (or, with `--source boom`, the local
+BOOM) serves the README example's 39 alerts
 (SN 2023tyk and the CV AT 2023sxt, rebuilt as ZTF packets) each at its real time, driven by a simulated
 clock; the local SkyPortal plays Fritz. The bot then runs its ordinary cycle every simulated hour from
 2023-10-03 to the last alert, in live mode against the local SkyPortal, with a journal in a temporary
@@ -39,8 +40,19 @@ def _iso(dt) -> str | None:
     return None if dt is None else dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _broker(source: str, clock: SimClock):
+    """The local broker of the replay and the config section that points the bot at it."""
+    if source == "boom":
+        from bot.sim.boom.server import BoomSim
+
+        sim = BoomSim(users={"btsbot": "demo"}, clock=clock)
+        return sim, lambda s: {"source": "boom", "boom": {"url": s.url, "username": "btsbot", "password": "demo"}}
+    sim = KowalskiSim(clock=clock)
+    return sim, lambda s: {"kowalski": {"protocol": "http", "host": s.host, "port": s.port, "token": s.token}}
+
+
 def run_demo(cache_dir=None, step_hours: float = 1.0, until: str | None = None, journal: str | None = None,
-             out: Callable[[str], None] = print, scorer=None) -> dict:
+             out: Callable[[str], None] = print, scorer=None, source: str = "kowalski") -> dict:
     """Replay the example; returns a summary: decisions with their times, the writes to the local SkyPortal and
     `objects`, one {objectId, saved_at, followup_requested_at} per object of the replay (simulated UTC, ISO, or
     None when the bot never saved / requested it)."""
@@ -51,12 +63,12 @@ def run_demo(cache_dir=None, step_hours: float = 1.0, until: str | None = None, 
     start = parse_time(START)
     end = parse_time(until) if until else max(p["candidate"]["jd"] for p in packets) + 0.5
     clock = SimClock(start_jd=start, speed=0)  # stepped by the loop below
-    with tempfile.TemporaryDirectory(prefix="btsbot-demo-") as tmp, KowalskiSim(clock=clock) as kowalski, \
-            SkyPortalSim() as skyportal:
+    broker, section = _broker(source, clock)
+    with tempfile.TemporaryDirectory(prefix="btsbot-demo-") as tmp, broker as kowalski, SkyPortalSim() as skyportal:
         kowalski.load_alerts(packets, visible_at=[p["candidate"]["jd"] + INGEST_DELAY_DAYS for p in packets])
         cfg = load_config(overrides={
             "mode": "live",
-            "kowalski": {"protocol": "http", "host": kowalski.host, "port": kowalski.port, "token": kowalski.token},
+            **section(kowalski),
             "skyportal": {"url": skyportal.url, "token": skyportal.token},
             "state": {"path": journal or str(Path(tmp) / "journal.sqlite")},
             "models": {"cache_dir": str(cache)},
@@ -64,7 +76,7 @@ def run_demo(cache_dir=None, step_hours: float = 1.0, until: str | None = None, 
         out(f"btsbot demo: replaying {len(packets)} alerts of SN 2023tyk and AT 2023sxt from {_fmt(start)}, "
             f"one cycle per {step_hours:g} simulated hour(s)")
         kept = f"journal {cfg.journal_path}" if journal else "journal in a temporary file (--journal FILE keeps it)"
-        out(f"  local Kowalski {kowalski.url}, local SkyPortal {skyportal.url}, {kept}")
+        out(f"  local {'BOOM' if source == 'boom' else 'Kowalski'} {kowalski.url}, local SkyPortal {skyportal.url}, {kept}")
         rt = open_runtime(cfg, scorer=scorer, now_jd=clock.now_jd, now=clock.now_datetime)
         decisions, cycles = [], 0
         done: dict[tuple[str, str], object] = {}  # (objectId, "save"/"followup") -> simulated time it was done
@@ -101,12 +113,13 @@ def run_demo(cache_dir=None, step_hours: float = 1.0, until: str | None = None, 
 
 
 def demo_cli(cache_dir=None, step_hours: float = 1.0, until: str | None = None, journal: str | None = None,
-             fmt: str = "text") -> dict:
+             fmt: str = "text", source: str = "kowalski") -> dict:
     """`btsbot demo`: the replay's progress and summary as text on stdout, or (fmt "json") the progress on
     stderr and, on stdout, the JSON list of objects {objectId, saved_at, followup_requested_at}."""
     if fmt == "json":
-        summary = run_demo(cache_dir, step_hours, until, journal, out=lambda line: print(line, file=sys.stderr))
+        summary = run_demo(cache_dir, step_hours, until, journal, out=lambda line: print(line, file=sys.stderr),
+                           source=source)
         print(json.dumps(summary["objects"], indent=2))
     else:
-        summary = run_demo(cache_dir, step_hours, until, journal)
+        summary = run_demo(cache_dir, step_hours, until, journal, source=source)
     return summary

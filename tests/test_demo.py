@@ -47,3 +47,14 @@ def test_demo_cli_json_summary_and_kept_journal(model_cache, tmp_path, capsys):
     assert f"journal {journal}" in captured.err and "never selected" in captured.err
     with Journal(journal) as j:  # kept after the demo, with what it did
         assert {a["action"] for a in j.history(object_id=SN, kind="actions")} >= {"save", "followup"}
+
+
+def test_demo_through_the_local_boom_gives_the_same_replay(model_cache, onnx_scorer):
+    kw = dict(step_hours=1.0, until="2023-10-06", out=lambda line: None, scorer=onnx_scorer)
+    boom = run_demo(model_cache, source="boom", **kw)
+    kowalski = run_demo(model_cache, **kw)
+    assert boom["objects"] == kowalski["objects"]
+    assert [(d["policy"], d["objectId"], d["utc"]) for d in boom["decisions"]] == \
+        [(d["policy"], d["objectId"], d["utc"]) for d in kowalski["decisions"]] == \
+        [("bts_p1", SN, "2023-10-05 10:37:55 UTC"), ("bts_p2", SN, "2023-10-05 10:37:55 UTC")]
+    assert [(w["method"], w["path"]) for w in boom["writes"]] == [(w["method"], w["path"]) for w in kowalski["writes"]]

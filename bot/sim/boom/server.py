@@ -68,13 +68,16 @@ class BoomSim(ServedInThread):
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, users: dict[str, str] | None = None,
                  faults: Faults | None = None, token_lifetime_s: float = TOKEN_LIFETIME_S,
-                 cutout_catalog: bool = True) -> None:
+                 cutout_catalog: bool = True, clock=None) -> None:
         """cutout_catalog False: the cutouts live outside MongoDB (BOOM's S3 storage), so `ZTF_alerts_cutouts`
-        is not a catalog; the cutouts endpoint serves them either way."""
+        is not a catalog; the cutouts endpoint serves them either way. clock (a `bot.sim.clock.SimClock`):
+        alerts loaded with a `visible_at` are ingested once it reaches that time, at the start of a request."""
         self.host, self.port = host, port
         self.users = dict(users) if users is not None else {"admin": "admin"}
         self.faults = faults if faults is not None else Faults()
         self.token_lifetime_s = float(token_lifetime_s)
+        self.clock = clock
+        self._staged: list[tuple[float, int, dict]] = []  # (visible_at, seq, packet), sorted
         self.hidden = set(PROTECTED) | (set() if cutout_catalog else {D.CUTOUTS})
         self.db = mongomock.MongoClient().boom
         for name in (D.ALERTS, D.AUX, D.CUTOUTS):
@@ -85,9 +88,30 @@ class BoomSim(ServedInThread):
         self._stopping = threading.Event()
 
     # ---- data --------------------------------------------------------------------------------------
-    def load_alerts(self, packets) -> int:
-        """Ingest alert packets (as fastavro reads them) into the three collections, as BOOM does."""
+    def load_alerts(self, packets, visible_at=None) -> int:
+        """Ingest alert packets (as fastavro reads them) into the three collections, as BOOM does; with
+        `visible_at` (one JD per packet, and a clock), each is staged until the clock reaches its time."""
         packets = list(packets)
+        if visible_at is not None:
+            if self.clock is None or len(visible_at) != len(packets):
+                raise ValueError("visible_at needs a clock and one jd per packet")
+            with self._lock:
+                self._staged += [(float(t), len(self._staged) + i, p) for i, (t, p) in enumerate(zip(visible_at, packets))]
+                self._staged.sort(key=lambda t: (t[0], t[1]))
+            return len(packets)
+        return self._ingest(packets)
+
+    def ingest_due(self) -> int:
+        """Ingest the staged packets whose time has come on the clock."""
+        if self.clock is None or not self._staged:
+            return 0
+        now = self.clock.now_jd()
+        with self._lock:
+            due = [p for t, _, p in self._staged if t <= now]
+            self._staged = [s for s in self._staged if s[0] > now]
+        return self._ingest(due) if due else 0
+
+    def _ingest(self, packets: list) -> int:
         with self._lock:
             old = {d["_id"]: d for d in self.db[D.AUX].find({"_id": {"$in": [p["objectId"] for p in packets]}})}
             for packet in sorted(packets, key=lambda p: (p["candidate"]["jd"], int(p["candid"]))):
@@ -194,6 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         method, path = self.command, parts.path.rstrip("/") or "/"
         sim._count(f"{method} {path}")
+        sim.ingest_due()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         if sim.faults.latency_s:
