@@ -1,4 +1,4 @@
-"""The command line of the local stand-ins (`btsbot sim kowalski` / `btsbot sim skyportal`): argparse only.
+"""The command line of the local stand-ins (`btsbot sim kowalski|boom|skyportal`): argparse only.
 
 `btsbot` builds its whole parser for every command, so this module imports nothing but argparse: the
 stand-ins themselves (bot/sim/, mongomock) are imported by the handlers, when a `sim` command runs, never
@@ -13,6 +13,7 @@ import argparse
 def register(subparsers) -> None:
     """Add `kowalski` and `skyportal` to the `sim` subparsers."""
     register_kowalski(subparsers)
+    register_boom(subparsers)
     register_skyportal(subparsers)
 
 
@@ -54,6 +55,33 @@ def register_kowalski(subparsers) -> argparse.ArgumentParser:
 def run_cli(args: argparse.Namespace) -> int:
     """`btsbot sim kowalski`: serve until SIGTERM/SIGINT."""
     from bot.sim.kowalski.cli import serve
+
+    return serve(args)
+
+
+def register_boom(subparsers) -> argparse.ArgumentParser:
+    """Add the `boom` subcommand (wired as `btsbot sim boom`)."""
+    p = subparsers.add_parser(
+        "boom", help="run a local BOOM stand-in (test/demo tool, loopback only by default)",
+        description="A local stand-in for BOOM's API (Kowalski's successor) serving ZTF alert packets from avro "
+                    "files, stored as BOOM stores them. A test/demo tool: it binds to loopback (127.0.0.1) by "
+                    "default, keeps everything in memory and must not be exposed to a network.")
+    p.add_argument("--alerts", nargs="+", required=True, metavar="PATH",
+                   help="avro alert files or directories (searched recursively)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback)")
+    p.add_argument("--port", type=int, default=4000, help="port (default: 4000, BOOM's; 0 = any free port)")
+    p.add_argument("--user", default="admin", help="username accepted by /auth (default: admin)")
+    p.add_argument("--password", default="admin", help="password of --user (default: admin)")
+    p.add_argument("--no-cutout-catalog", action="store_true",
+                   help="keep the cutouts out of the catalogs, as a BOOM with S3 cutout storage does")
+    add_fault_arguments(p)
+    p.set_defaults(func=run_boom_cli)
+    return p
+
+
+def run_boom_cli(args: argparse.Namespace) -> int:
+    """`btsbot sim boom`: serve until SIGTERM/SIGINT."""
+    from bot.sim.boom.cli import serve
 
     return serve(args)
 

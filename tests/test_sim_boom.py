@@ -98,3 +98,23 @@ def test_proxy_faults_and_token_expiry(boom, session):
     boom.expire_tokens()
     r = requests.get(f"{boom.url}/catalogs", headers={"Authorization": f"Bearer {fresh}"})
     assert r.status_code == 401 and r.text == "Invalid token"
+
+
+def test_btsbot_sim_boom_serves_the_alerts_until_sigterm(alerts_dir):
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "sim", "boom", "--alerts", str(alerts_dir), "--port", "0",
+                             "--user", "bot", "--password", "pw"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("boom sim ready on http://127.0.0.1:") and line.strip().endswith("alerts=36")
+        url = line.split()[4]
+        token = requests.post(f"{url}/auth", data={"username": "bot", "password": "pw"}).json()["access_token"]
+        n = requests.post(f"{url}/queries/count", json={"catalog_name": "ZTF_alerts", "filter": {}},
+                          headers={"Authorization": f"Bearer {token}"}).json()["data"]
+        assert n == 36
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
