@@ -100,3 +100,23 @@ def send_answer(handler, status: int, raw: bytes, ctype: str, headers: dict) -> 
             handler.wfile.write(raw)
     except (BrokenPipeError, ConnectionResetError):
         handler.close_connection = True
+
+
+def serve_until_stopped(sim: ServedInThread, ready: str) -> int:
+    """`btsbot sim …`: start `sim`, print `ready` (with `{url}` filled in), serve until SIGTERM/SIGINT; 1 when
+    the address cannot be bound."""
+    import sys
+
+    from bot.sim.faults import wait_for_stop_signal
+
+    try:
+        url = sim.start()
+    except OSError as exc:
+        print(f"{sim.name.replace('-', ' ')}: cannot listen on {sim.host}:{sim.port}: {exc}", file=sys.stderr)
+        return 1
+    print(ready.format(url=url), flush=True)
+    try:
+        wait_for_stop_signal()
+    finally:
+        sim.stop()
+    return 0

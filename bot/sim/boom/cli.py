@@ -7,7 +7,8 @@ import sys
 
 from bot.alert_files import iter_alert_files
 from bot.sim.boom.server import BoomSim
-from bot.sim.faults import faults_from_args, wait_for_stop_signal
+from bot.sim.faults import faults_from_args
+from bot.sim.httpd import serve_until_stopped
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -20,14 +21,4 @@ def serve(args: argparse.Namespace) -> int:
             print(f"boom sim: skipped {af.path}: {af.error}", file=sys.stderr)
             continue
         n += sim.load_alerts(af.alerts)
-    try:
-        url = sim.start()
-    except OSError as exc:
-        print(f"boom sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    print(f"boom sim ready on {url} user={args.user} alerts={n}", flush=True)
-    try:
-        wait_for_stop_signal()
-    finally:
-        sim.stop()
-    return 0
+    return serve_until_stopped(sim, f"boom sim ready on {{url}} user={args.user} alerts={n}")

@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from bot.sim.clock import SimClock, parse_time
-from bot.sim.faults import faults_from_args, wait_for_stop_signal
+from bot.sim.faults import faults_from_args
+from bot.sim.httpd import serve_until_stopped
 from bot.sim.kowalski.server import KowalskiSim
 
 
@@ -19,14 +20,4 @@ def serve(args: argparse.Namespace) -> int:
     n = sim.load_paths(args.alerts)
     for path, why in sim.load_errors:
         print(f"kowalski sim: skipped {path}: {why}", file=sys.stderr)
-    try:
-        url = sim.start()
-    except OSError as exc:
-        print(f"kowalski sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    print(f"kowalski sim ready on {url} token={sim.token} alerts={n}", flush=True)
-    try:
-        wait_for_stop_signal()
-    finally:
-        sim.stop()
-    return 0
+    return serve_until_stopped(sim, f"kowalski sim ready on {{url}} token={sim.token} alerts={n}")
