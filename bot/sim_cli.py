@@ -27,6 +27,16 @@ def add_fault_arguments(parser) -> None:
     parser.add_argument("--fault-seed", type=int, default=None, help="random seed of the fault rates")
 
 
+def add_broker_arguments(parser, broker: str, auth_path: str) -> None:
+    """The flags the local brokers (Kowalski, BOOM) share: the alerts served, the address, the account."""
+    parser.add_argument("--alerts", nargs="+", required=True, metavar="PATH",
+                        help="avro alert files or directories (searched recursively)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback)")
+    parser.add_argument("--port", type=int, default=4000, help=f"port (default: 4000, {broker}'s; 0 = any free port)")
+    parser.add_argument("--user", default="admin", help=f"username accepted by {auth_path} (default: admin)")
+    parser.add_argument("--password", default="admin", help="password of --user (default: admin)")
+
+
 def register_kowalski(subparsers) -> argparse.ArgumentParser:
     """Add the `kowalski` subcommand (wired as `btsbot sim kowalski`)."""
     p = subparsers.add_parser(
@@ -35,13 +45,8 @@ def register_kowalski(subparsers) -> argparse.ArgumentParser:
         description="A local stand-in for Kowalski's HTTP API serving ZTF alert packets from avro files, "
                     "for tests and demos. It is a test/demo tool: it binds to loopback (127.0.0.1) by default, "
                     "keeps everything in memory and must not be exposed to a network.")
-    p.add_argument("--alerts", nargs="+", required=True, metavar="PATH",
-                   help="avro alert files or directories (searched recursively)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback)")
-    p.add_argument("--port", type=int, default=4000, help="port (default: 4000, Kowalski's; 0 = any free port)")
+    add_broker_arguments(p, "Kowalski", "/api/auth")
     p.add_argument("--token", help="a token to accept (default: a generated one, printed when ready)")
-    p.add_argument("--user", default="admin", help="username accepted by /api/auth (default: admin)")
-    p.add_argument("--password", default="admin", help="password of --user (default: admin)")
     start = p.add_mutually_exclusive_group()
     start.add_argument("--start-jd", type=float, help="simulated start time as a JD (default: all alerts visible)")
     start.add_argument("--start", metavar="DATE", help="simulated start time as an ISO date/datetime (UTC)")
@@ -66,12 +71,7 @@ def register_boom(subparsers) -> argparse.ArgumentParser:
         description="A local stand-in for BOOM's API (Kowalski's successor) serving ZTF alert packets from avro "
                     "files, stored as BOOM stores them. A test/demo tool: it binds to loopback (127.0.0.1) by "
                     "default, keeps everything in memory and must not be exposed to a network.")
-    p.add_argument("--alerts", nargs="+", required=True, metavar="PATH",
-                   help="avro alert files or directories (searched recursively)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback)")
-    p.add_argument("--port", type=int, default=4000, help="port (default: 4000, BOOM's; 0 = any free port)")
-    p.add_argument("--user", default="admin", help="username accepted by /auth (default: admin)")
-    p.add_argument("--password", default="admin", help="password of --user (default: admin)")
+    add_broker_arguments(p, "BOOM", "/auth")
     p.add_argument("--no-cutout-catalog", action="store_true",
                    help="keep the cutouts out of the catalogs, as a BOOM with S3 cutout storage does")
     add_fault_arguments(p)
