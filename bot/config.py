@@ -144,6 +144,12 @@ class PolicyConfig(_Strict):
     actions: PolicyActions = PolicyActions()
 
 
+class DriftConfig(_Strict):
+    """The drift monitor: the broker's own BTSbot score against ours, on every alert (evidence, never a decision)."""
+
+    tolerance: float = Field(0.05, gt=0, le=1)  # |ours - broker's| above this: a warning and a count
+
+
 class Config(_Strict):
     mode: Literal["dry-run", "live"] = "dry-run"
     source: Literal["kowalski", "boom"] = "kowalski"  # the alert broker polled; its section below
@@ -155,6 +161,7 @@ class Config(_Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     metrics: MetricsConfig = MetricsConfig()
     health: HealthConfig = HealthConfig()
+    drift: DriftConfig = DriftConfig()
     policies: list[PolicyConfig] = []
     # where relative paths (state.path) are resolved; set by load_config, not a YAML key
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)

@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from bot.actions import ActionReport
+from bot.core.drift import Drift, broker_score, differing_inputs, over_tolerance
 from bot.core.policies import evaluate
 from bot.fp32_scores import fp32_for_acted_on, fp32_positions
 from bot.runtime import Runtime
@@ -41,6 +42,8 @@ class CycleReport:
     kowalski_requests: int = 0
     seconds: float = 0.0
     n_chunks: int = 0  # chunks committed
+    drift: list[float] = field(default_factory=list)  # |ours - broker's| of each alert both scored
+    drifted: list[Drift] = field(default_factory=list)  # those over drift.tolerance
 
     def lines(self) -> list[str]:
         out = [f"window jd [{self.window[0]:.5f}, {self.window[1]:.5f}): {self.n_found} alerts passed the "
@@ -48,6 +51,7 @@ class CycleReport:
                f"({self.kowalski_requests} Kowalski requests, {self.n_chunks} chunk{'s' if self.n_chunks != 1 else ''}, "
                f"{self.seconds:.1f} s)"]
         out += [f"  unscorable: {n} x {why}" for why, n in self.unscorable.most_common(5)]
+        out += [f"  broker score differs: {d.line()}" for d in self.drifted[:5]]
         out += [f"  decision: {d['policy']} selects {d['objectId']} at candid {d['candid']} (jd {d['jd']:.5f})"
                 for d in self.decisions]
         out += [f"  action: {a.action} ({a.policy}) {a.objectId}: {a.outcome or 'pending'}"
@@ -82,16 +86,18 @@ class CycleReport:
                 f"{self.seconds:.1f} s")
 
 
-def _alert_rows(alerts, results, model_version: str) -> list[dict]:
+def _alert_rows(alerts, results, model_version: str, source: str) -> list[dict]:
     rows = []
     for alert, r in zip(alerts, results):
         cand = alert.get("candidate") or {}
+        broker, broker_model = broker_score(alert, source)
         rows.append({
             "candid": r.candid if r.candid is not None else alert.get("candid"),
             "objectId": r.objectId or "(missing objectId)", "jd": r.jd if r.jd is not None else 0.0,
             "score": r.score, "precision": r.precision, "model_version": model_version, "status": r.status, "magpsf": r.magpsf,
             "peakmag_so_far": r.features.get("peakmag_so_far"), "age": r.features.get("age"),
             "drb": r.features.get("new_drb"), "extra": {"ra": cand.get("ra"), "dec": cand.get("dec")},
+            "source": source, "broker_score": broker, "broker_model": broker_model,
         })  # fmt: skip
     return rows
 
@@ -123,8 +129,9 @@ def _chunk(rt: Runtime, batch, report: CycleReport) -> None:
     """Score one chunk and commit it: alerts, decisions, pending actions and cursor in one transaction."""
     histories = [batch.histories.get(a.get("objectId"), []) for a in batch.alerts]
     results = rt.scorer.score(batch.alerts, histories, fp32=fp32_positions(rt, batch.alerts))
-    rows = _alert_rows(batch.alerts, results, rt.scorer.model_version)
+    rows = _alert_rows(batch.alerts, results, rt.scorer.model_version, rt.poller.source)
     earlier, n_refetch = fp32_for_acted_on(rt, batch.alerts, histories, rows)  # int8 backend: what Fritz is shown
+    _compare_broker(rt, batch.alerts, results, rows, report)
     rows = [r for r in rows if r["candid"] is not None] + earlier
     with rt.journal.transaction():
         rt.journal.record_alerts(rows)
@@ -139,6 +146,21 @@ def _chunk(rt: Runtime, batch, report: CycleReport) -> None:
     report.n_scored += sum(r.ok for r in results)
     report.unscorable.update(r.status for r in results if not r.ok)
     report.n_chunks += 1
+
+
+def _compare_broker(rt: Runtime, alerts, results, rows: list[dict], report: CycleReport) -> None:
+    """The drift monitor: the broker's own BTSbot score against ours, alert by alert (`rows` aligned with
+    `alerts`). Over `drift.tolerance`: a warning naming the inputs the broker computes differently, kept
+    in the row's `extra` for the report. Evidence only: nothing here changes a score or a decision."""
+    report.drift += [abs(r["score"] - r["broker_score"]) for r in rows
+                     if r["score"] is not None and r["broker_score"] is not None]
+    for i in over_tolerance(rows, rt.config.drift.tolerance):
+        row = rows[i]
+        d = Drift(row["candid"], row["objectId"], row["score"], row["broker_score"], row["source"],
+                  row["broker_model"], differing_inputs(row["source"], alerts[i], results[i].features))
+        row["extra"]["broker_differs"] = list(d.inputs)
+        report.drifted.append(d)
+        log.warning("broker score differs by more than %g: %s", rt.config.drift.tolerance, d.line())
 
 
 def _plan(rt: Runtime, rows: list[dict], report: CycleReport) -> list[str]:

@@ -21,6 +21,7 @@ from bot.artifacts import cache_root, get_artifact, installed_path
 from bot.config import load_config
 from bot.cycle import run_cycle
 from bot.runtime import open_runtime
+from bot.scoring.scorer import build_scorer
 from bot.sim.clock import SimClock
 from bot.sim.example_night import example_packets, read_example
 from bot.sim.kowalski import KowalskiSim
@@ -40,14 +41,15 @@ def _iso(dt) -> str | None:
     return None if dt is None else dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _broker(source: str, clock: SimClock):
-    """The local broker of the replay and the config section that points the bot at it."""
+def _broker(source: str, clock: SimClock, broker_model):
+    """The local broker of the replay (storing its own BTSbot score, as the broker computes it, with each
+    alert) and the config section that points the bot at it."""
     if source == "boom":
         from bot.sim.boom.server import BoomSim
 
-        sim = BoomSim(users={"btsbot": "demo"}, clock=clock)
+        sim = BoomSim(users={"btsbot": "demo"}, clock=clock, broker_model=broker_model)
         return sim, lambda s: {"source": "boom", "boom": {"url": s.url, "username": "btsbot", "password": "demo"}}
-    sim = KowalskiSim(clock=clock)
+    sim = KowalskiSim(clock=clock, broker_model=broker_model)
     return sim, lambda s: {"kowalski": {"protocol": "http", "host": s.host, "port": s.port, "token": s.token}}
 
 
@@ -63,7 +65,9 @@ def run_demo(cache_dir=None, step_hours: float = 1.0, until: str | None = None, 
     start = parse_time(START)
     end = parse_time(until) if until else max(p["candidate"]["jd"] for p in packets) + 0.5
     clock = SimClock(start_jd=start, speed=0)  # stepped by the loop below
-    broker, section = _broker(source, clock)
+    if scorer is None:
+        scorer = build_scorer(load_config(overrides={"models": {"cache_dir": str(cache)}}, env={}))
+    broker, section = _broker(source, clock, (scorer.fp32_model or scorer.model).predict)
     with tempfile.TemporaryDirectory(prefix="btsbot-demo-") as tmp, broker as kowalski, SkyPortalSim() as skyportal:
         kowalski.load_alerts(packets, visible_at=[p["candidate"]["jd"] + INGEST_DELAY_DAYS for p in packets])
         cfg = load_config(overrides={

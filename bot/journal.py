@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from bot.redaction import scrub, scrub_text as _scrub_text  # noqa: F401  (journal.scrub stays importable)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: alerts.source, broker_score, broker_model (the alert source and its own BTSbot score)
 MODES = ("dry-run", "live")
 
 _SCHEMA = """
@@ -96,12 +96,14 @@ CREATE TABLE IF NOT EXISTS state (
 
 _ALERT_REQUIRED = ("candid", "objectId", "jd", "model_version", "status")  # and score, which may be None
 _ALERT_OPTIONAL = ("magpsf", "peakmag_so_far", "age", "drb")
-_ALERT_COLUMNS = {"precision": "TEXT"}  # added after schema 1 (see Journal._ensure_column)
+# added after the first schema (see Journal._ensure_column): which model precision scored it; the alert
+# source it came from ('kowalski' | 'boom'); the broker's own BTSbot score and model version (evidence only)
+_ALERT_COLUMNS = {"precision": "TEXT", "source": "TEXT", "broker_score": "REAL", "broker_model": "TEXT"}
 
 _UPSERT_ALERT = """
 INSERT INTO alerts (candid, model_version, objectId, jd, score, status,
-                    magpsf, peakmag_so_far, age, drb, extra, time, precision)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    magpsf, peakmag_so_far, age, drb, extra, time, precision, source, broker_score, broker_model)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (candid, model_version) DO UPDATE SET
     score = excluded.score,
     precision = excluded.precision,
@@ -111,6 +113,9 @@ ON CONFLICT (candid, model_version) DO UPDATE SET
     age = coalesce(excluded.age, age),
     drb = coalesce(excluded.drb, drb),
     extra = coalesce(excluded.extra, extra),
+    source = coalesce(excluded.source, source),
+    broker_score = coalesce(excluded.broker_score, broker_score),
+    broker_model = coalesce(excluded.broker_model, broker_model),
     updated = excluded.time
 """
 
@@ -320,7 +325,8 @@ class Journal:
                     _int(r["candid"]), str(r["model_version"]), str(r["objectId"]), float(r["jd"]),
                     _float(r.get("score")), str(r["status"]),
                     *(_float(r.get(k)) for k in _ALERT_OPTIONAL),
-                    _dumps(r.get("extra")), now, r.get("precision"),
+                    _dumps(r.get("extra")), now, r.get("precision"), r.get("source"),
+                    _float(r.get("broker_score")), r.get("broker_model"),
                 ))
             except KeyError as exc:
                 raise KeyError(f"alert row {i} lacks {exc.args[0]!r}") from None

@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 log = logging.getLogger(__name__)
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
+DRIFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 class Metrics:
@@ -39,6 +40,10 @@ class Metrics:
                                   "Unix time the last successful cycle ended", registry=r)
         self.duration = Histogram("btsbot_cycle_duration_seconds", "Duration of a cycle", buckets=DURATION_BUCKETS,
                                   registry=r)
+        self.drift = Histogram("btsbot_score_drift", "|our BTSbot score - the broker's own| per alert both scored",
+                               buckets=DRIFT_BUCKETS, registry=r)
+        self.drift_over = Counter("btsbot_score_drift_over_tolerance",
+                                  "Alerts whose broker score differs from ours by more than drift.tolerance", registry=r)
         for result in ("ok", "failed"):
             self.cycles.labels(result)
         for status in ("polled", "new", "scored", "unscorable"):
@@ -62,6 +67,9 @@ class Metrics:
             self.decisions.labels(d["policy"]).inc()
         for a in report.actions:
             self.actions.labels(a.action, a.outcome or "pending").inc()
+        for diff in report.drift:
+            self.drift.observe(diff)
+        self.drift_over.inc(len(report.drifted))
         self.duration.observe(report.seconds)
         now = time.time()
         self.last_success.set(now)

@@ -35,6 +35,8 @@ def candid_floor(jd: float) -> int:
 class BoomPoller(Poller):
     """Polls BOOM for new alerts (see the module docstring); the client is a connected `BoomClient`."""
 
+    source = "boom"
+
     def _build_cuts(self, prefilter: Mapping[str, Any] | None) -> dict:
         base: dict = {"candidate.isdiffpos": True}
         if self.programids:

@@ -116,6 +116,8 @@ STATE_KEY = "kowalski.cursor"  # the journal state entry holding the committed c
 class Poller:
     """Polls Kowalski for new alerts (see module docstring)."""
 
+    source = "kowalski"  # the alert source, as the journal records it (`bot.core.drift.SCORE_KEYS`)
+
     def __init__(
         self,
         client: KowalskiClient,

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 import mongomock
 
 from bot.sim.boom import documents as D
+from bot.sim.broker_scores import boom_classifications
 from bot.sim.faults import Faults
 from bot.sim.httpd import ServedInThread, send_answer
 
@@ -68,11 +69,14 @@ class BoomSim(ServedInThread):
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, users: dict[str, str] | None = None,
                  faults: Faults | None = None, token_lifetime_s: float = TOKEN_LIFETIME_S,
-                 cutout_catalog: bool = True, clock=None) -> None:
+                 cutout_catalog: bool = True, clock=None, broker_model=None) -> None:
         """cutout_catalog False: the cutouts live outside MongoDB (BOOM's S3 storage), so `ZTF_alerts_cutouts`
         is not a catalog; the cutouts endpoint serves them either way. clock (a `bot.sim.clock.SimClock`):
-        alerts loaded with a `visible_at` are ingested once it reaches that time, at the start of a request."""
+        alerts loaded with a `visible_at` are ingested once it reaches that time, at the start of a request.
+        broker_model (a BTSbot backend's `predict`): alerts get `classifications.btsbot` as BOOM's enrichment
+        computes it (`bot.sim.broker_scores`); without one they have no `classifications` (not enriched)."""
         self.host, self.port = host, port
+        self.broker_model = broker_model
         self.users = dict(users) if users is not None else {"admin": "admin"}
         self.faults = faults if faults is not None else Faults()
         self.token_lifetime_s = float(token_lifetime_s)
@@ -114,6 +118,7 @@ class BoomSim(ServedInThread):
     def _ingest(self, packets: list) -> int:
         with self._lock:
             old = {d["_id"]: d for d in self.db[D.AUX].find({"_id": {"$in": [p["objectId"] for p in packets]}})}
+            enrich = []  # (packet, its object's aux after it), for the broker's BTSbot score
             for packet in sorted(packets, key=lambda p: (p["candidate"]["jd"], int(p["candid"]))):
                 doc = D.alert_document(packet)
                 self.db[D.ALERTS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
@@ -121,6 +126,10 @@ class BoomSim(ServedInThread):
                 aux = D.aux_document(packet, old.get(doc["objectId"]))
                 old[doc["objectId"]] = aux
                 self.db[D.AUX].replace_one({"_id": aux["_id"]}, aux, upsert=True)
+                enrich.append((packet, aux))
+            if self.broker_model is not None and enrich:  # BOOM's enrichment worker, run at once
+                for candid, classes in boom_classifications(enrich, self.broker_model).items():
+                    self.db[D.ALERTS].update_one({"_id": candid}, {"$set": {"classifications": classes}})
         return len(packets)
 
     # ---- tokens ------------------------------------------------------------------------------------

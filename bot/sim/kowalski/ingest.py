@@ -11,6 +11,7 @@ import threading
 import mongomock
 
 from bot.alert_files import iter_alert_files
+from bot.sim.broker_scores import kowalski_classifications
 from bot.sim.kowalski.coordinates import coordinates
 from bot.sim.kowalski.queries import run_query
 
@@ -22,7 +23,10 @@ ALERTS, AUX = "ZTF_alerts", "ZTF_alerts_aux"
 class AlertDatabase:
     """A mongomock `kowalski` database with staging by visibility time; thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, broker_model=None) -> None:
+        """`broker_model`: a BTSbot backend's `predict`; given, alerts get `classifications.bts` as Kowalski
+        computes it (`bot.sim.broker_scores`), else `classifications` stays empty (no model loaded)."""
+        self.broker_model = broker_model
         self.db = mongomock.MongoClient().kowalski
         for name in (ALERTS, AUX):
             self.db.create_collection(name)
@@ -72,6 +76,7 @@ class AlertDatabase:
 
     def _ingest(self, alerts: list[dict]) -> int:
         docs, touched = [], set()
+        scored = kowalski_classifications(alerts, self.broker_model) if self.broker_model and alerts else {}
         for alert in alerts:
             if alert["candid"] in self._ingested:
                 continue  # Kowalski skips candids it already has
@@ -79,6 +84,7 @@ class AlertDatabase:
             doc = {k: v for k, v in alert.items() if k not in ("prv_candidates", "fp_hists")}
             doc["_id"] = alert["candid"]
             doc.setdefault("classifications", {})
+            doc["classifications"].update(scored.get(int(alert["candid"]), {}))
             doc["coordinates"] = coordinates(alert["candidate"]["ra"], alert["candidate"]["dec"])
             docs.append(doc)
             # as Kowalski's ingester: null fields stripped, then $addToSet -- only identical entries merge

@@ -24,7 +24,7 @@ class KowalskiSim(ServedInThread):
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
                  users: dict[str, str] | None = None, clock: SimClock | None = None,
-                 faults: Faults | None = None) -> None:
+                 faults: Faults | None = None, broker_model=None) -> None:
         self.host, self.port = host, port
         self.users = dict(users) if users is not None else {"admin": "admin"}
         self.clock = clock if clock is not None else SimClock()
@@ -33,7 +33,7 @@ class KowalskiSim(ServedInThread):
         self.token = token or self.issue_token(next(iter(self.users), "admin"))
         self.request_count = 0
         self.request_counts: dict[str, int] = {}  # "METHOD /path" -> n
-        self.alerts = AlertDatabase()
+        self.alerts = AlertDatabase(broker_model)  # broker_model: see AlertDatabase
         self._count_lock = threading.Lock()
         self._stopping = threading.Event()
 
