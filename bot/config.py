@@ -175,6 +175,15 @@ class Config(_Strict):
             raise ValueError(f"policy names must be unique: {', '.join(dupes)}")
         return policies
 
+    @model_validator(mode="after")
+    def _drb_source_the_broker_can_serve(self):
+        if self.source == "boom" and self.models.drb_source == "alert":
+            raise ValueError(
+                "models.drb_source: alert uses an alert's own drb only when its drbversion is d6_m9, and BOOM does "
+                "not store drbversion (docs/contracts.md, BOOM), so no alert would be scorable; "
+                "use drb_source: braai (the re-run braai, what training used) with source: boom")
+        return self
+
     @property
     def journal_path(self) -> Path:
         p = Path(self.state.path).expanduser()

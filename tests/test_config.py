@@ -61,6 +61,7 @@ def test_defaults_alone_are_the_bts_policies():
     ("kowalski: {timeout_s: 5, max_time_ms: 9000}", "max_time_ms (9000) must be below timeout_s"),
     ("policies: [{name: a}, {name: a}]", "policy names must be unique: a"),
     ("policies: [{name: a, actions: {save: {group_ids: []}}}]", "policies.0.actions.save.group_ids"),
+    ("source: boom\nmodels: {drb_source: alert}", "BOOM does not store drbversion"),
     ("- just a list", "must be a mapping"),
     ("kowalski: {host: [unclosed", "not valid YAML"),
 ])
