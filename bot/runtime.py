@@ -166,20 +166,36 @@ def boom_client(cfg: Config, sleep: Callable[[float], None] = time.sleep):
         raise
 
 
+def broker_client(cfg: Config, sleep: Callable[[float], None] = time.sleep, source: str | None = None):
+    """The connected client of the alert broker `source` (default: the config's `source:`)."""
+    if (source or cfg.source) == "boom":
+        return boom_client(cfg, sleep)
+    return connect_kowalski(kowalski_client(cfg, sleep))
+
+
+def broker_poller(cfg: Config, client, state, now_jd: Callable[[], float] | None = None,
+                  source: str | None = None, **overrides) -> Poller:
+    """The poller of the alert broker `source` (default: the config's), built from that broker's section;
+    `state` holds the cursor and the known candids (the journal, or a MemoryPollState for a backtest);
+    `overrides`: poller arguments to set otherwise (a backtest polls its window in one chunk_alerts=None)."""
+    if (source or cfg.source) == "boom":
+        from bot.boom.poller import BoomPoller
+
+        section, cls = cfg.boom, BoomPoller
+    else:
+        section, cls = cfg.kowalski, Poller
+    kwargs = dict(prefilter=section.prefilter, page_size=section.page_size, overlap_days=section.overlap_days,
+                  cutout_batch=section.cutout_batch, history_batch=section.history_batch,
+                  mag_max=cfg.faintest_alert_mag, programids=section.programids,
+                  chunk_alerts=section.chunk_alerts, now_jd=now_jd)
+    return cls(client, state, **{**kwargs, **overrides})
+
+
 def alert_source(cfg: Config, journal: Journal, sleep: Callable[[float], None],
                  now_jd: Callable[[], float] | None):
     """The configured broker's connected client and its poller (`source: kowalski` or `boom`)."""
-    if cfg.source == "boom":
-        from bot.boom.poller import BoomPoller
-
-        client, section, cls = boom_client(cfg, sleep), cfg.boom, BoomPoller
-    else:
-        client, section, cls = connect_kowalski(kowalski_client(cfg, sleep)), cfg.kowalski, Poller
-    poller = cls(client, journal, prefilter=section.prefilter, page_size=section.page_size,
-                 overlap_days=section.overlap_days, cutout_batch=section.cutout_batch,
-                 history_batch=section.history_batch, mag_max=cfg.faintest_alert_mag,
-                 programids=section.programids, chunk_alerts=section.chunk_alerts, now_jd=now_jd)
-    return client, poller
+    client = broker_client(cfg, sleep)
+    return client, broker_poller(cfg, client, journal, now_jd)
 
 
 def open_journal(cfg: Config) -> Journal:

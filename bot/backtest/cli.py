@@ -13,12 +13,18 @@ def register(subparsers) -> argparse.ArgumentParser:
     bt = subparsers.add_parser(
         "backtest", help="score an archive (or replay a journal) under trial policies, against labels",
         description="Which sources would these policies select, when, and with which completeness and purity? "
-                    "Alerts from avro files (--alerts), a Kowalski window (--kowalski) or a journal (--journal); "
+                    "Alerts from avro files (--alerts), a window polled from the alert broker (--broker: "
+                    "Kowalski or BOOM, as the daemon polls it) or a journal (--journal); "
                     "scores are cached, so a second run or a sweep never rescores.")
     bt.add_argument("--config", metavar="FILE", help="the policies (and models, Kowalski, state.path) to use")
     src = bt.add_mutually_exclusive_group()
     src.add_argument("--alerts", nargs="+", metavar="PATH", help="avro packets (files or directories, recursively)")
-    src.add_argument("--kowalski", action="store_true", help="poll the --since/--until window from Kowalski")
+    src.add_argument("--broker", nargs="?", const="config", choices=("config", "kowalski", "boom"),
+                     metavar="kowalski|boom",
+                     help="poll the --since/--until window from the alert broker: the config's `source:` "
+                          "(default), or the one named")
+    src.add_argument("--kowalski", dest="broker", action="store_const", const="kowalski",
+                     help="the same as --broker kowalski (the old name)")
     src.add_argument("--journal", metavar="FILE", help="the alerts a journal holds (default: the config's state.path)")
     bt.add_argument("--since", type=_jd_arg, metavar="DATE|JD", help="from this date or JD")
     bt.add_argument("--until", type=_jd_arg, metavar="DATE|JD", help="before this date or JD")
@@ -56,20 +62,21 @@ def load_sample(args, cfg, spec=None):
     from bot.backtest.cache import ScoreCache
     from bot.backtest.run import BacktestError
 
-    if not args.alerts and not args.kowalski:
+    if not args.alerts and not args.broker:
         path = Path(args.journal) if args.journal else cfg.journal_path
         if not path.exists():
-            raise BacktestError(f"no journal at {path} (--alerts, --kowalski, --journal, or state.path in the config)")
+            raise BacktestError(f"no journal at {path} (--alerts, --broker, --journal, or state.path in the config)")
         return sources.from_journal(path, args.since, args.until)
     spec = spec or sources.ScorerSpec.from_config(cfg, args.backend, args.cache_dir, args.drb_source, args.batch_size)
     cache = None
     if not args.no_score_cache:
         cache = ScoreCache(args.score_cache or cache_root(args.cache_dir or cfg.models.cache_dir) / "scores.sqlite")
     try:
-        if args.kowalski:
+        if args.broker:
             if args.since is None or args.until is None:
-                raise BacktestError("--kowalski needs --since and --until")
-            return sources.from_kowalski(cfg, spec, cache, args.since, args.until)
+                raise BacktestError("--broker (--kowalski) needs --since and --until")
+            source = None if args.broker == "config" else args.broker
+            return sources.from_broker(cfg, spec, cache, args.since, args.until, source=source)
         sample = sources.from_files(args.alerts, spec, cache)
         if args.since is not None or args.until is not None:
             lo = float("-inf") if args.since is None else args.since

@@ -23,7 +23,7 @@ from bot.backtest.cache import ScoreCache, preprocessing_key
 @dataclass
 class Sample:
     alerts: list[dict]
-    origin: str  # "files", "kowalski", "journal"
+    origin: str  # "files", "kowalski", "boom", "journal"
     inputs: int = 0  # files read or alerts polled
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
     unscorable: Counter = field(default_factory=Counter)  # status -> alerts
@@ -164,25 +164,30 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start:start + size]
 
 
-def from_kowalski(cfg, spec: ScorerSpec, cache: ScoreCache | None, since_jd: float, until_jd: float,
-                  client=None) -> Sample:
-    """The alerts of a window as the daemon sees them: polled (pre-filter, history from Kowalski)."""
-    from bot.kowalski.poller import MemoryPollState, Poller
-    from bot.runtime import kowalski_client
+def from_broker(cfg, spec: ScorerSpec, cache: ScoreCache | None, since_jd: float, until_jd: float,
+                client=None, source: str | None = None) -> Sample:
+    """The alerts of a window as the daemon sees them, polled from the alert broker `source` (default: the
+    config's `source:`, kowalski or boom): the pre-filter, the cutouts and the history from that broker."""
+    from bot.kowalski.poller import MemoryPollState
+    from bot.runtime import broker_client, broker_poller
 
+    source = source or cfg.source
+    if source == "boom" and spec.drb_source == "alert":
+        from bot.backtest.run import BacktestError
+
+        raise BacktestError("--drb-source alert: BOOM keeps no drbversion, so no alert would be scorable; "
+                            "use --drb-source braai with BOOM")
     own = client is None
-    client = client or kowalski_client(cfg).connect()
+    client = client or broker_client(cfg, source=source)
     try:
-        k = cfg.kowalski
-        poller = Poller(client, MemoryPollState(), prefilter=k.prefilter, page_size=k.page_size,
-                        cutout_batch=k.cutout_batch, history_batch=k.history_batch,
-                        mag_max=cfg.faintest_alert_mag, programids=k.programids)
+        poller = broker_poller(cfg, client, MemoryPollState(), source=source, chunk_alerts=None)
         batch = poller.poll(since_jd=since_jd, until_jd=until_jd)
     finally:
         if own:
             client.close()
-    mv, pp = spec.model_version, preprocessing_key(spec.drb_source, "kowalski")
-    sample = Sample([], "kowalski", inputs=len(batch.alerts))
+    # the history each broker returns differs (BOOM keeps one detection per jd): scores cached per broker
+    mv, pp = spec.model_version, preprocessing_key(spec.drb_source, source)
+    sample = Sample([], source, inputs=len(batch.alerts))
     known = cache.get(batch.candids, mv, pp) if cache is not None else {}
     sample.alerts.extend(known[c] for c in batch.candids if c in known)
     sample.cached = len(sample.alerts)
