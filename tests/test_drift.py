@@ -16,7 +16,10 @@ from bot.config import load_config
 from bot.core.drift import broker_score, differing_inputs
 from bot.core.triplets import decode_stamp
 from bot.cycle import run_cycle
+from bot.journal import Journal
 from bot.metrics import Metrics
+from bot.report.night import build_night
+from bot.report.render import text
 from bot.runtime import open_runtime
 from bot.sim.boom.server import BoomSim
 from bot.sim.kowalski import KowalskiSim
@@ -106,6 +109,16 @@ def test_a_filled_template_is_flagged_and_changes_no_decision(tmp_path, real_ale
     assert {c: r["score"] for c, r in rows.items()} == {c: r["score"] for c, r in rows0.items()}
     assert [(d["policy"], d["objectId"]) for d in report.decisions] == \
         [(d["policy"], d["objectId"]) for d in report0.decisions]
+    # the night report shows the largest differences, with the inputs the cycle named
+    with Journal(tmp_path / "with.sqlite") as journal:
+        night = build_night(journal, [], "http://fritz", *_window(alerts), drift_tolerance=0.05)
+    out = text(night)
+    assert f"{len(flagged)} of {len(rows) - sum(r['score'] is None for r in rows.values())} alerts" in out
+    top = max(flagged.values(), key=lambda d: d.diff)
+    assert f"largest |diff| {top.diff:.3f}" in out and top.line() in out
+    assert night.drift.largest[0].candid == top.candid
+    with Journal(tmp_path / "without.sqlite") as journal:
+        assert "no alert carried a broker score" in text(build_night(journal, [], "http://fritz", *_window(alerts)))
 
 
 def test_boom_scores_differ_as_its_enrichment_does(tmp_path, real_alerts, onnx_scorer):

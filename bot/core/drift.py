@@ -120,3 +120,40 @@ def over_tolerance(rows: list[Mapping], tolerance: float) -> list[int]:
     """Positions of the journal rows (with `score` and `broker_score`) whose |diff| exceeds `tolerance`."""
     return [i for i, r in enumerate(rows) if r.get("score") is not None and r.get("broker_score") is not None
             and abs(r["score"] - r["broker_score"]) > tolerance]
+
+
+def largest(rows: list[Mapping], n: int = 10) -> list[Drift]:
+    """The `n` journal rows with the largest |ours - broker's|, largest first, as Drifts (their inputs: what
+    the cycle found when it journaled them, `extra.broker_differs`)."""
+    both = [r for r in rows if r.get("score") is not None and r.get("broker_score") is not None]
+    both.sort(key=lambda r: (-abs(r["score"] - r["broker_score"]), r["candid"]))
+    out = []
+    for r in both[:n]:
+        extra = r.get("extra") if isinstance(r.get("extra"), Mapping) else {}
+        out.append(Drift(int(r["candid"]), r["objectId"], float(r["score"]), float(r["broker_score"]),
+                         r.get("source") or "broker", r.get("broker_model"), tuple(extra.get("broker_differs") or ())))
+    return out
+
+
+@dataclass(frozen=True)
+class DriftSummary:
+    """The drift monitor over a set of journal rows: how many carry a broker score, how many differ."""
+
+    n_compared: int
+    n_over: int
+    tolerance: float
+    max_diff: float | None
+    largest: tuple[Drift, ...]
+
+    @classmethod
+    def of(cls, rows: list[Mapping], tolerance: float, n: int = 10) -> "DriftSummary":
+        diffs = [abs(r["score"] - r["broker_score"]) for r in rows
+                 if r.get("score") is not None and r.get("broker_score") is not None]
+        return cls(len(diffs), sum(d > tolerance for d in diffs), tolerance, max(diffs, default=None),
+                   tuple(largest(rows, n)))
+
+    def line(self) -> str:
+        if not self.n_compared:
+            return "no alert carried a broker score"
+        return (f"{self.n_over} of {self.n_compared} alerts with a broker score differ from ours by more than "
+                f"{self.tolerance:g} (largest |diff| {self.max_diff:.3f})")

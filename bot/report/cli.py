@@ -48,7 +48,8 @@ def cmd_report(args) -> int:
     if not path.exists():
         return _die(f"no journal at {path} (--journal, or state.path in the config)", EXIT_FAILED)
     with Journal(path) as journal:
-        night = build_night(journal, [p for p, _ in config_policies(cfg)], cfg.skyportal.url, since, until)
+        night = build_night(journal, [p for p, _ in config_policies(cfg)], cfg.skyportal.url, since, until,
+                            cfg.drift.tolerance)
     if args.out:
         print(f"report: {write_html(night, args.out)}", file=sys.stderr)
     if args.format == "text" or not args.out:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.core.drift import DriftSummary
 from bot.core.policies import Policy
 from bot.journal import Journal
 from bot.report.reasons import counting, why_not
@@ -58,6 +59,7 @@ class Night:
     errors: list[dict]  # actions that failed
     pending: list[dict]  # actions journaled and not finished
     unscorable: Counter
+    drift: DriftSummary  # the broker's own score against ours (evidence, never a decision)
 
     @property
     def near_misses(self) -> list[NotSelected]:
@@ -67,7 +69,8 @@ class Night:
         return f"{self.url.rstrip('/')}/source/{object_id}"
 
 
-def build_night(journal: Journal, policies: list[Policy], url: str, since_jd: float, until_jd: float) -> Night:
+def build_night(journal: Journal, policies: list[Policy], url: str, since_jd: float, until_jd: float,
+                drift_tolerance: float = 0.05) -> Night:
     alerts = sorted(journal.history(since_jd=since_jd, until_jd=until_jd, kind="alerts"),
                     key=lambda a: (a["jd"], a["candid"]))
     decided = journal.history(since_jd=since_jd, until_jd=until_jd, kind="decisions")
@@ -97,7 +100,8 @@ def build_night(journal: Journal, policies: list[Policy], url: str, since_jd: fl
     errors = [a for a in actions if a["outcome"] == "failed" or (a["error"] and a["status"] != "done")]
     pending = [a for a in journal.unfinished_actions()]
     unscorable = Counter(a["status"] for a in alerts if a["score"] is None)
-    return Night((since_jd, until_jd), policies, url, alerts, acted, not_selected, errors, pending, unscorable)
+    return Night((since_jd, until_jd), policies, url, alerts, acted, not_selected, errors, pending, unscorable,
+                 DriftSummary.of(alerts, drift_tolerance))
 
 
 def _decided_objects(journal: Journal, policy: str, by_object) -> list[dict]:

@@ -76,6 +76,9 @@ def text(night: Night) -> str:
     lines += ["", "Errors:"] + ([f"  {a['objectId']} {_action_line(a)}" for a in night.errors] or ["  none"])
     lines += [f"  unscorable: {n} x {why}" for why, n in night.unscorable.most_common()]
     lines += ["", "Pending actions:"] + ([f"  {a['objectId']} {_action_line(a)}" for a in night.pending] or ["  none"])
+    lines += ["", "Broker scores (the broker's own BTSbot score against ours; evidence, never a decision):",
+              f"  {night.drift.line()}"]
+    lines += [f"  {d.line()}" for d in night.drift.largest if d.diff > night.drift.tolerance]
     lines += ["", "Scores: " + ", ".join(f"{b}: {n}" for b, n in _score_counts(night))]
     return "\n".join(lines) + "\n"
 
@@ -113,7 +116,19 @@ def write_html(night: Night, out_dir: str | Path) -> Path:
     body += [f"<li>error: {e(a['objectId'])} {e(_action_line(a))}</li>" for a in night.errors]
     body += [f"<li>unscorable: {n} x {e(why)}</li>" for why, n in night.unscorable.most_common()]
     body += [f"<li>pending: {e(a['objectId'])} {e(_action_line(a))}</li>" for a in night.pending]
-    body.append("</ul><h2>Score distribution</h2>")
+    body.append(f"</ul><h2>Broker scores</h2><p>The broker's own BTSbot score against ours (evidence, never a "
+                f"decision): {e(night.drift.line())}.</p>")
+    if night.drift.largest:
+        body.append("<table><tr><th>source</th><th>candid</th><th>ours</th><th>broker's</th><th>|diff|</th>"
+                    "<th>inputs the broker computes differently</th></tr>")
+        for d in night.drift.largest:
+            model = f" ({d.broker_model})" if d.broker_model else ""
+            why = "<br>".join(e(x) for x in d.inputs) or ("-" if d.diff <= night.drift.tolerance else
+                                                           "no known input difference applies")
+            body.append(f"<tr><td>{e(d.objectId)}</td><td>{d.candid}</td><td>{d.ours:.3f}</td>"
+                        f"<td>{d.broker:.3f} {e(d.source + model)}</td><td>{d.diff:.3f}</td><td>{why}</td></tr>")
+        body.append("</table>")
+    body.append("<h2>Score distribution</h2>")
     scores = [a["score"] for a in night.alerts if a["score"] is not None]
     threshold = min((p.min_score for p in night.policies), default=None)
     plotting.histogram(out / "scores.png", scores, SCORE_BINS, "BTSbot score", "scores of the night", threshold)
