@@ -23,13 +23,13 @@ import html
 import logging
 import math
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Self
 
 import requests
 
+from bot.ratelimit import RateLimiter
 from bot.redaction import redact
 from bot.retry import RETRY_AFTER_STATUSES, TRANSIENT_HTTP_STATUSES, no_answer, retrying
 from bot.skyportal.errors import SkyPortalError
@@ -45,48 +45,6 @@ log = logging.getLogger(__name__)
 
 # one table for both (bot/retry.py): a status is retried exactly when it is transient
 RETRY_STATUSES = TRANSIENT_HTTP_STATUSES
-
-# ------------------------------------------------------------------------------------------------
-# rate limiting
-# ------------------------------------------------------------------------------------------------
-class RateLimiter:
-    """Thread-safe token bucket: ``rate`` requests per second, at most ``burst`` back to back.
-
-    Each ``acquire()`` reserves a slot under the lock and sleeps (outside the lock) until it is due,
-    so concurrent callers are spaced ``1/rate`` apart once the burst is spent. ``rate`` <= 0 or None
-    disables limiting.
-    """
-
-    def __init__(
-        self,
-        rate: float | None,
-        burst: int = 2,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.rate = float(rate) if rate else 0.0
-        self.burst = max(1, int(burst))
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._tokens = float(self.burst)
-        self._last = clock()
-
-    def acquire(self) -> float:
-        """Take one slot; returns the seconds waited."""
-        if self.rate <= 0:
-            return 0.0
-        with self._lock:
-            now = self._clock()
-            elapsed = max(0.0, now - self._last)
-            self._last = now
-            self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
-            self._tokens -= 1.0
-            wait = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-        if wait > 0:
-            self._sleep(wait)
-        return wait
-
 
 # ------------------------------------------------------------------------------------------------
 # transport
