@@ -7,11 +7,13 @@ night). The same night is served, each stand-in in its own subprocess with the s
 request (20 ms), by:
 
 - `KowalskiSim`, polled by the bot's Kowalski poller (real penquins);
-- `BoomSim` with the cutouts collection (`ZTF_alerts_cutouts` read in batches through `/queries/find`);
+- `BoomSim` with the cutouts collection (`ZTF_alerts_cutouts` joined to the alert documents by one
+  `/queries/pipeline` `$lookup` per batch);
 - `BoomSim` without it (`cutout_catalog=False`: cutouts kept outside MongoDB, one
   `GET /surveys/ztf/cutouts` per new alert that passed the pre-filter),
 
-both BOOM ones polled by `BoomPoller` through `BoomClient`, behind a stand-in of BOOM's proxy rate limit
+both BOOM ones polled by `BoomPoller` through `BoomClient` (its defaults: 4 queries in flight, at most 40
+requests/s), behind a stand-in of BOOM's proxy rate limit
 (50 requests/s per client, burst 200, answered 429 + Retry-After as `bot.sim.faults` does; `--rate 0`
 turns it off). The pollers get the same settings (`--poller bench`: one chunk for the whole night, the
 benchmark's historical settings; `--poller config`: the configuration's defaults, the night in chunks).
@@ -366,7 +368,8 @@ def cpu_line() -> str:
     return f"CPU: {model}, {os.cpu_count()} cores; {marks}"
 
 
-SHORT = {"POST /api/queries": "queries", "POST /queries/find": "find", "GET /surveys/ztf/cutouts": "cutouts",
+SHORT = {"POST /api/queries": "queries", "POST /queries/find": "find", "POST /queries/pipeline": "pipeline",
+         "GET /surveys/ztf/cutouts": "cutouts",
          "POST /auth": "auth", "GET /catalogs": "catalogs"}
 
 

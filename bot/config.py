@@ -80,6 +80,8 @@ class BoomConfig(_PollKeys):
     password: SecretStr | None = None
     timeout_s: float = Field(30.0, gt=0)
     max_time_ms: int = Field(25000, gt=0)
+    max_requests_per_s: float = Field(40.0, gt=0)  # BOOM's proxy allows 50/s per client
+    max_concurrent: int = Field(4, ge=1)  # queries in flight at once
 
 
 class SkyPortalConfig(_Strict):

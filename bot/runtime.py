@@ -154,7 +154,8 @@ def boom_client(cfg: Config, sleep: Callable[[float], None] = time.sleep):
         raise ConfigError("boom.url: source: boom needs the URL of BOOM's API")
     try:
         client = BoomClient(b.url, b.username, secret(b.password), timeout_s=b.timeout_s, max_time_ms=b.max_time_ms,
-                            retries=b.retries, backoff_s=b.backoff_s, sleep=sleep)
+                            retries=b.retries, backoff_s=b.backoff_s, max_requests_per_s=b.max_requests_per_s,
+                            max_threads=b.max_concurrent, sleep=sleep)
     except BoomError as exc:
         raise ConfigError(f"{BOOM_CREDENTIALS}: {exc}") from None
     try:

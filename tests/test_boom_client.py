@@ -66,3 +66,52 @@ def test_wrong_password_and_no_server_say_so_without_the_secret(boom):
     with pytest.raises(BoomError) as err:
         BoomClient(url, "bot", "s3cret-pw", retries=1, backoff_s=0, sleep=lambda s: None).connect()
     assert err.value.transient and "cannot reach BOOM" in str(err.value) and "connection refused" in str(err.value)
+
+
+class FakeTime:
+    """A clock that only sleeps move: what the rate limiter waited, without waiting."""
+
+    def __init__(self) -> None:
+        self.now, self.slept = 1000.0, []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.now += s
+
+
+def test_the_client_keeps_under_its_request_rate(boom):
+    t = FakeTime()
+    c = BoomClient(boom.url, "bot", "s3cret-pw", max_requests_per_s=10, sleep=t.sleep, clock=t.clock).connect()
+    t0 = t.now
+    for _ in range(40):
+        c.find("ZTF_alerts", {}, {"_id": 1}, limit=1)
+    # 42 requests (login, catalogs, 40 finds): the first 20 back to back (the burst), then 10 per second
+    assert c.requests == 42
+    assert t.now - t0 == pytest.approx((42 - 20) / 10, abs=0.05)
+    assert max(t.slept) == pytest.approx(0.1, abs=0.01)
+
+
+def test_concurrent_calls_log_in_once_and_survive_429s(boom, real_alerts):
+    c = client(boom, max_threads=4)
+    boom.expire_tokens()
+    c._token = "forgotten"  # as after a server restart: every thread would meet a 401
+    auth0 = boom.request_counts.get("POST /auth", 0)
+    boom.faults.push("429", "429", "503", match="POST /queries/find")
+    candids = sorted(int(p["candid"]) for p in real_alerts)
+    calls = [lambda cid=cid: c.find("ZTF_alerts", {"_id": cid}, {"_id": 1}, limit=1) for cid in candids[:12]]
+    got = c.concurrently(calls)
+    assert [r[0]["_id"] for r in got] == candids[:12]  # in order, every one
+    assert boom.request_counts.get("POST /auth", 0) - auth0 == 1
+    assert boom.faults.pending() == 0 and len([w for w in c.waits if w >= 1.0]) >= 2  # Retry-After: 1 honoured
+
+
+def test_a_failed_concurrent_call_is_raised(boom):
+    c = client(boom, max_threads=3)
+    calls = [lambda: c.find("ZTF_alerts", {}, {"_id": 1}, limit=1),
+             lambda: c.find("ZTF_alerts", {"_id": {"$bogus": 1}}, limit=1)]
+    with pytest.raises(BoomError) as err:
+        c.concurrently(calls)
+    assert err.value.status == 500

@@ -105,3 +105,18 @@ def test_cutouts_one_request_per_alert_where_boom_keeps_them_outside_mongodb(pac
         assert b.request_counts["GET /surveys/ztf/cutouts"] == 36 and batch.missing_cutouts == []
     by = {int(p["candid"]): p for p in packets}
     assert all(a["cutoutScience"]["stampData"] == by[a["candid"]]["cutoutScience"]["stampData"] for a in batch.alerts)
+
+
+def test_documents_and_cutouts_in_one_pipeline_per_chunk_and_a_find_each_where_boom_refuses_it(both):
+    _, bc, boom = both
+    before = dict(boom.request_counts)
+    joined = BoomPoller(bc, MemoryPollState(), cutout_batch=10, history_batch=100, **ALL).poll(**WIDE)
+    used = {k: v - before.get(k, 0) for k, v in boom.request_counts.items() if v - before.get(k, 0)}
+    assert used == {"POST /queries/find": 3, "POST /queries/pipeline": 4}  # scan + history 2; 36 alerts / 10
+    boom.faults.push("500", match="POST /queries/pipeline")  # e.g. a BOOM that refuses $lookup
+    poller = BoomPoller(bc, MemoryPollState(), cutout_batch=10, **ALL)
+    apart = poller.poll(**WIDE)
+    assert not poller._join and apart.candids == joined.candids and apart.missing_cutouts == []
+    for x, y in zip(joined.alerts, apart.alerts):
+        assert x == y
+    assert apart.histories == joined.histories

@@ -14,6 +14,9 @@ skipped rows, where keyset paging on `_id` does not), and calls endpoints the re
   never retried (as boom-client does);
 - every find sends `limit` and `max_time_ms` (the guardrails branch requires a limit; the server has no
   time limit of its own);
+- at most `max_requests_per_s` requests per second leave the client (a token bucket, `bot.ratelimit`; BOOM's
+  proxy answers 429 beyond 50/s per client), and `concurrently` runs up to `max_threads` calls at once (the
+  poller's document, cutout and history queries), logging in once for all of them;
 - the password and the token never appear in errors or logs; HTTP requests are counted (`requests`).
 """
 
@@ -22,11 +25,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Mapping, Sequence
 
+import orjson
 import requests
 
 from bot.boom.documents import STAMPS, stamp_bytes
+from bot.ratelimit import RateLimiter
 from bot.redaction import redact
 from bot.retry import no_answer, retrying
 
@@ -35,6 +41,7 @@ log = logging.getLogger(__name__)
 TRANSIENT = frozenset({429, 502, 503, 504})  # BOOM's 500 is a query error: not retried
 REQUIRED_CATALOGS = ("ZTF_alerts", "ZTF_alerts_aux")
 RENEW_EARLY_S = 60.0
+RATE_BURST = 20  # requests back to back before the bucket spaces them; BOOM's proxy allows a burst of 200
 
 
 class BoomError(RuntimeError):
@@ -62,7 +69,8 @@ class BoomClient:
 
     def __init__(self, url: str, username: str | None, password: str | None, *, timeout_s: float = 30.0,
                  max_time_ms: int = 25000, retries: int = 3, backoff_s: float = 1.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 max_requests_per_s: float | None = 40.0, max_threads: int = 4,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
         if not username or not password:
             raise BoomError("no BOOM credentials (BOOM_USERNAME and BOOM_PASSWORD, or boom.username/password)")
         self.url = url.rstrip("/")
@@ -70,10 +78,13 @@ class BoomClient:
         self.timeout_s, self.max_time_ms = float(timeout_s), int(max_time_ms)
         self.retries, self.backoff_s, self.sleep = int(retries), float(backoff_s), sleep
         self.requests = 0
+        self.max_threads = max(1, int(max_threads))
+        self._limiter = RateLimiter(max_requests_per_s, burst=RATE_BURST, clock=clock, sleep=sleep)
         self._token: str | None = None
         self._expires = 0.0
         self.has_cutout_catalog = False  # ZTF_alerts_cutouts served (cutouts kept in MongoDB): set by connect()
         self._lock = threading.Lock()
+        self._login_lock = threading.Lock()
         self._session = requests.Session()
         self._session.headers["Accept-Encoding"] = "gzip"
 
@@ -82,6 +93,7 @@ class BoomClient:
         return [s for s in (self._password, self._token) if s]
 
     def _send(self, method: str, path: str, **kw) -> requests.Response:
+        self._limiter.acquire()
         with self._lock:
             self.requests += 1
         try:
@@ -91,8 +103,8 @@ class BoomClient:
 
     def _check(self, resp: requests.Response, path: str) -> Any:
         if resp.status_code == 200:
-            try:
-                return resp.json()
+            try:  # orjson: a night of cutouts is ~100 MB of byte arrays; 2x faster than json
+                return orjson.loads(resp.content)
             except ValueError:
                 raise BoomError(f"{path}: BOOM answered 200 with a body that is not JSON", transient=True) from None
         after = resp.headers.get("Retry-After")
@@ -109,14 +121,21 @@ class BoomClient:
         self._expires = time.monotonic() + float(body.get("expires_in", 604800)) - RENEW_EARLY_S
         self._session.headers["Authorization"] = f"Bearer {self._token}"
 
+    def _ensure_token(self, stale: str | None = None) -> None:
+        """Log in when there is no token, it is about to expire, or it is `stale` (refused with a 401); one
+        thread logs in while the others wait for its token."""
+        with self._login_lock:
+            if self._token is None or self._token == stale or time.monotonic() >= self._expires:
+                self.login()
+
     def call(self, method: str, path: str, *, json: Mapping | None = None, params: Mapping | None = None) -> Any:
         """One API call with login, one re-login on 401 and retries of transient failures; returns `data`."""
         def attempt():
-            if self._token is None or time.monotonic() >= self._expires:
-                self.login()
+            self._ensure_token()
+            token = self._token
             resp = self._send(method, path, json=json, params=params)
             if resp.status_code == 401:  # expired or forgotten token: log in again, once
-                self.login()
+                self._ensure_token(stale=token)
                 resp = self._send(method, path, json=json, params=params)
             return self._check(resp, path)
 
@@ -147,6 +166,11 @@ class BoomClient:
             body["skip"] = int(skip)
         return list(self.call("POST", "/queries/find", json=body) or [])
 
+    def pipeline(self, catalog: str, stages: list[Mapping]) -> list[dict]:
+        """`POST /queries/pipeline`: an aggregation on `catalog` (the bot's: a `$match` and a `$lookup`)."""
+        body = {"catalog_name": catalog, "pipeline": [dict(s) for s in stages], "max_time_ms": self.max_time_ms}
+        return list(self.call("POST", "/queries/pipeline", json=body) or [])
+
     def cutouts(self, candid: int) -> dict[str, bytes | None]:
         """The three stamps of one alert (gzipped FITS bytes); None for each when BOOM has none (404)."""
         try:
@@ -156,6 +180,16 @@ class BoomClient:
                 return {k: None for k in STAMPS}
             raise
         return {k: stamp_bytes(data.get(k)) for k in STAMPS}
+
+    def concurrently(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
+        """Run `calls` (each one API call, e.g. a `find`) up to `max_threads` at a time; their results in order.
+        The first failure is raised once all have finished."""
+        if len(calls) <= 1 or self.max_threads == 1:
+            return [c() for c in calls]
+        self._ensure_token()  # log in once, before the threads start
+        with ThreadPoolExecutor(max_workers=min(self.max_threads, len(calls)), thread_name_prefix="boom") as pool:
+            futures = [pool.submit(c) for c in calls]
+        return [f.result() for f in futures]
 
     def close(self) -> None:
         self._session.close()

@@ -2,7 +2,7 @@
 
 Both brokers run BTSbot at ingestion and store its score with the alert. Neither feeds the model exactly
 what it was trained on (`bot/core/triplets.py` and `bot/core/features.py` are what training defined), so
-the drift monitor (`bot/drift.py`) has real differences to find only if the stand-ins reproduce the
+the drift monitor (`bot/core/drift.py`) has real differences to find only if the stand-ins reproduce the
 brokers' ways, not ours:
 
 Kowalski (`kowalski/alert_brokers/alert_broker.py` `alert_filter__ml`, `utils.py` `ZTFAlert.make_triplet`),
