@@ -120,3 +120,19 @@ def test_documents_and_cutouts_in_one_pipeline_per_chunk_and_a_find_each_where_b
     for x, y in zip(joined.alerts, apart.alerts):
         assert x == y
     assert apart.histories == joined.histories
+
+
+def test_a_timed_out_query_and_slow_pages_are_survived(packets):
+    with BoomSim(users={"bot": "pw"}) as b:
+        b.load_alerts(packets)
+        client = BoomClient(b.url, "bot", "pw", timeout_s=0.5, max_time_ms=400, backoff_s=0.01).connect()
+        want = BoomPoller(client, MemoryPollState(), **ALL).poll(**WIDE)
+        b.faults.hang_s = 1.5
+        b.faults.push("timeout", match="POST /queries/pipeline")
+        b.faults.push("timeout", match="POST /queries/find")
+        b.faults.latency_s = 0.05  # every answer slow, each within the timeout
+        n = client.requests
+        got = BoomPoller(client, MemoryPollState(), **ALL).poll(**WIDE)
+        b.faults.clear()
+    assert got.candids == want.candids and got.missing_cutouts == [] and got.histories == want.histories
+    assert client.requests >= n + 2 + 3  # both timed-out requests were sent again
