@@ -274,10 +274,9 @@ def cmd_journal(args) -> int:
 
 
 def _object_id(text: str | None) -> str | None:
-    """ZTF object ids as ZTF writes them (`ztf23ABHVLJI` -> `ZTF23abhvlji`); other ids unchanged."""
-    if text and text[:3].upper() == "ZTF":
-        return "ZTF" + text[3:].lower()
-    return text
+    from bot.ids import normalize_object_id
+
+    return normalize_object_id(text)
 
 
 def _journal_row(r: dict) -> list:
@@ -383,9 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bot.backtest.cli import register as register_backtest
     from bot.report.cli import register as register_report
+    from bot.report.explain import register as register_explain
 
     register_backtest(sub)
     register_report(sub)
+    register_explain(sub)
 
     demo = sub.add_parser("demo", help="replay the night of SN 2023tyk against local Kowalski and SkyPortal stand-ins")
     demo.add_argument("--cache-dir", metavar="DIR", help="model cache (after `btsbot models pull`)")

@@ -96,7 +96,7 @@ def _alert_rows(alerts, results, model_version: str, source: str) -> list[dict]:
             "objectId": r.objectId or "(missing objectId)", "jd": r.jd if r.jd is not None else 0.0,
             "score": r.score, "precision": r.precision, "model_version": model_version, "status": r.status, "magpsf": r.magpsf,
             "peakmag_so_far": r.features.get("peakmag_so_far"), "age": r.features.get("age"),
-            "drb": r.features.get("new_drb"), "extra": {"ra": cand.get("ra"), "dec": cand.get("dec")},
+            "drb": r.features.get("new_drb"), "extra": {"ra": cand.get("ra"), "dec": cand.get("dec"), "fid": cand.get("fid")},
             "source": source, "broker_score": broker, "broker_model": broker_model,
         })  # fmt: skip
     return rows

@@ -18,3 +18,10 @@ OBJECT_ID_RE = re.compile(r"^[a-zA-Z0-9_\-;:+.]+$")
 def is_object_id(value: Any) -> bool:
     """Whether `value` is a string SkyPortal accepts as an object id."""
     return isinstance(value, str) and OBJECT_ID_RE.match(value) is not None
+
+
+def normalize_object_id(text: str | None) -> str | None:
+    """ZTF object ids as ZTF writes them (`ztf23ABHVLJI` -> `ZTF23abhvlji`); other ids unchanged."""
+    if text and text[:3].upper() == "ZTF":
+        return "ZTF" + text[3:].lower()
+    return text

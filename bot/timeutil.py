@@ -35,6 +35,11 @@ def jd_to_datetime(jd: float) -> datetime:
     return datetime.fromtimestamp((jd - UNIX_EPOCH_JD) * 86400.0, tz=timezone.utc)
 
 
+def utc_text(jd: float | None) -> str:
+    """A JD as people read it: "2023-10-05 10:37:55 UTC" ("-" for None)."""
+    return "-" if jd is None else jd_to_datetime(jd).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def parse_time(value: str | float) -> float:
     """A JD from a number ("2460229.93", "jd:2460229.93"), an MJD ("mjd:60229.43") or an ISO
     date/datetime ("2023-10-12", "2023-10-12T10:25:00Z")."""

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from astropy.io import fits
 
+from bot.cli import main
 from bot.config import load_config
 from bot.core.drift import broker_score, differing_inputs
 from bot.core.triplets import decode_stamp
@@ -83,7 +84,7 @@ def test_kowalski_scores_journaled_beside_ours_within_tolerance(tmp_path, real_a
     assert _metric(metrics, "btsbot_score_drift_over_tolerance_total") == 0
 
 
-def test_a_filled_template_is_flagged_and_changes_no_decision(tmp_path, real_alerts, onnx_scorer, caplog):
+def test_a_filled_template_is_flagged_and_changes_no_decision(tmp_path, real_alerts, onnx_scorer, caplog, capsys):
     ours = {r.candid: r.score for r in onnx_scorer.score(real_alerts)}
     mid = [a["candid"] for a in real_alerts if 0.5 < ours[a["candid"]] < 0.95]
     assert mid
@@ -119,6 +120,11 @@ def test_a_filled_template_is_flagged_and_changes_no_decision(tmp_path, real_ale
     assert night.drift.largest[0].candid == top.candid
     with Journal(tmp_path / "without.sqlite") as journal:
         assert "no alert carried a broker score" in text(build_night(journal, [], "http://fritz", *_window(alerts)))
+    # and `btsbot explain` shows the source's differences beside its alerts
+    capsys.readouterr()
+    assert main(["explain", top.objectId, "--journal", str(tmp_path / "with.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert top.line() in out and "more than 0.05" in out
 
 
 def test_boom_scores_differ_as_its_enrichment_does(tmp_path, real_alerts, onnx_scorer):

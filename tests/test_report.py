@@ -65,7 +65,7 @@ def test_html_report_with_real_pngs(capsys, config, tmp_path):
 
 def test_near_miss_reasons():
     from bot.core.policies import Policy
-    from bot.report.reasons import why_not
+    from bot.core.reasons import why_not
 
     def alert(i, score, mag, peak, age=1.0):
         return {"objectId": "ZTF", "candid": i, "jd": 2460000 + i, "score": score, "magpsf": mag,

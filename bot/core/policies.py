@@ -30,15 +30,30 @@ class Policy:
         if not self.model_version:
             raise ValueError(f"policy {self.name!r} needs a model_version (the loaded model's, see build_policies)")
 
-    def counts(self, alert: Mapping) -> bool:
+    def count_clauses(self, alert: Mapping) -> tuple[tuple[str, bool], ...]:
+        """Whether an alert counts, clause by clause: ("model", scored by this policy's model version),
+        ("score", score > min_score), ("mag", magpsf < alert_mag_max). It counts when all hold."""
         score, mag = alert.get("score"), alert.get("magpsf")
-        return (
-            score is not None
-            and mag is not None
-            and alert.get("model_version", self.model_version) == self.model_version
-            and score > self.min_score
-            and mag < self.alert_mag_max
-        )
+        return (("model", score is not None and alert.get("model_version", self.model_version) == self.model_version),
+                ("score", score is not None and score > self.min_score),
+                ("mag", mag is not None and mag < self.alert_mag_max))
+
+    def counts(self, alert: Mapping) -> bool:
+        return all(ok for _, ok in self.count_clauses(alert))
+
+    def hold_clauses(self, alert: Mapping, n_counting: int) -> tuple[tuple[str, bool], ...]:
+        """Whether the policy holds at an alert with `n_counting` counting alerts up to it, clause by clause:
+        ("count", n_counting >= min_alerts), then the configured ones of ("peak", peakmag_so_far <=
+        peakmag_max), ("age_min", age >= age_min_days), ("age_max", age <= age_max_days). It holds when all do."""
+        out = [("count", n_counting >= self.min_alerts)]
+        peak, age = alert.get("peakmag_so_far"), alert.get("age")
+        if self.peakmag_max is not None:
+            out.append(("peak", peak is not None and peak <= self.peakmag_max))
+        if self.age_min_days is not None:
+            out.append(("age_min", age is not None and age >= self.age_min_days))
+        if self.age_max_days is not None:
+            out.append(("age_max", age is not None and age <= self.age_max_days))
+        return tuple(out)
 
     def describe(self) -> str:
         parts = [f"{self.min_alerts} alert{'s' if self.min_alerts != 1 else ''} > {self.min_score:g}",
@@ -96,17 +111,7 @@ def build_policies(configs: Sequence, model_versions: Sequence[str]) -> list[Pol
 
 
 def _holds(policy: Policy, alert: Mapping, n_counting: int) -> bool:
-    if n_counting < policy.min_alerts:
-        return False
-    peak = alert.get("peakmag_so_far")
-    if policy.peakmag_max is not None and (peak is None or peak > policy.peakmag_max):
-        return False
-    age = alert.get("age")
-    if policy.age_min_days is not None and (age is None or age < policy.age_min_days):
-        return False
-    if policy.age_max_days is not None and (age is None or age > policy.age_max_days):
-        return False
-    return True
+    return all(ok for _, ok in policy.hold_clauses(alert, n_counting))
 
 
 def evaluate(policy: Policy, alerts: Iterable[Mapping]) -> Decision | None:

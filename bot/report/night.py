@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from bot.core.drift import DriftSummary
 from bot.core.policies import Policy
 from bot.journal import Journal
-from bot.report.reasons import counting, why_not
+from bot.core.reasons import counting, why_not
 from bot.timeutil import datetime_to_jd
 
 PALOMAR_TZ = ZoneInfo("America/Los_Angeles")
