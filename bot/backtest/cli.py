@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    from bot.cli import _jd_arg
+    from bot.cli.common import _jd_arg
 
     bt = subparsers.add_parser(
         "backtest", help="score an archive (or replay a journal) under trial policies, against labels",
@@ -93,7 +93,7 @@ def cmd_backtest(args, spec=None) -> int:
     from bot.backtest.labels import DEFAULT_POSITIVE_TYPES, LabelError, read_labels
     from bot.backtest.run import BacktestError, run_backtest
     from bot.backtest.trials import TrialError, baseline_trials, build_trials, config_policies
-    from bot.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _die, _load_config
+    from bot.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _die, _load_config
 
     cfg = _load_config(args)
     base = config_policies(cfg)

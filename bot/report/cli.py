@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    from bot.cli import _jd_arg
+    from bot.cli.common import _jd_arg
 
     rp = subparsers.add_parser("report", help="what the bot did in a night, from the journal (HTML with plots, or text)")
     rp.add_argument("--config", metavar="FILE", help="the policies, skyportal.url and journal (state.path)")
@@ -25,7 +25,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def cmd_report(args) -> int:
     from bot.backtest.trials import config_policies
-    from bot.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _die, _load_config
+    from bot.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _die, _load_config
     from bot.journal import Journal
     from bot.report.night import build_night, night_window
     from bot.report.render import text, write_html

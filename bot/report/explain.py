@@ -138,7 +138,7 @@ def _decision(d: dict | None) -> dict | None:
 # ---- command ---------------------------------------------------------------------------------------
 
 def register(subparsers) -> argparse.ArgumentParser:
-    from bot.cli import _jd_arg
+    from bot.cli.common import _jd_arg
 
     ex = subparsers.add_parser(
         "explain", help="why a source was (not) selected: its alerts and each policy, clause by clause",
@@ -170,7 +170,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def cmd_explain(args) -> int:
     from bot.backtest.trials import config_policies
-    from bot.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _die, _load_config
+    from bot.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _die, _load_config
     from bot.ids import is_object_id, normalize_object_id
 
     oid = normalize_object_id(args.object)

@@ -1,0 +1,99 @@
+"""`btsbot run [--once]`: the daemon, or one cycle."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+
+from bot.cli.common import (EXIT_CODES, EXIT_FAILED, EXIT_OK, EXIT_PENDING, _check_window, _die,
+                            _load_config, jd_window)
+
+
+def register(sub) -> None:
+    run = sub.add_parser("run", help="run the bot: poll Kowalski, score, apply the policies, act on Fritz",
+                         epilog=RUN_EPILOG + "\n\n" + EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--config", metavar="FILE", help="YAML config merged over config/config.defaults.yaml")
+    run.add_argument("--once", action="store_true", help="run exactly one cycle and exit (default: the daemon)")
+    jd_window(run, "start of the window (default: the last committed poll minus the overlap); with the daemon, "
+                   "its first cycle starts here and catches up to now",
+              "end of the window, run --once only (default: now)")
+    run.add_argument("--mode", choices=("dry-run", "live"), help="override the config's mode")
+    run.set_defaults(func=cmd_run)
+
+
+def cmd_run(args) -> int:
+    from bot.config import ConfigError
+    from bot.daemon import install_stop_handlers, run_daemon
+    from bot.runtime import open_runtime
+
+    cfg = _load_config(args)
+    if args.mode:
+        cfg.mode = args.mode
+    _check_window(args)
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    if not args.once:
+        if args.until is not None:
+            raise ConfigError("--until is for run --once; the daemon polls up to now")
+        return run_daemon(cfg, stop=stop, since_jd=args.since, hard_exit=True)
+    rt = open_runtime(cfg, stop=stop)
+    try:
+        return _run_once(rt, args, stop)
+    finally:
+        rt.close()
+
+
+def _run_once(rt, args, stop: threading.Event) -> int:
+    """One cycle in a worker thread, so that a stop signal is obeyed within the grace period."""
+    from bot.cycle import run_cycle
+    from bot.daemon import GRACE_S, describe_failure, summary_log
+    from bot.logs import verbose
+
+    if stop.is_set():
+        return EXIT_OK
+    result: dict = {}
+    done = threading.Event()
+
+    def work():
+        try:
+            result["report"] = run_cycle(rt, since_jd=args.since, until_jd=args.until, stop=stop)
+        except Exception as exc:  # reported below, in the main thread
+            result["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="btsbot-cycle", daemon=True).start()
+    while not done.wait(0.25) and not stop.is_set():
+        pass
+    if not done.wait(GRACE_S if stop.is_set() else None):
+        print("btsbot: stopped; the request in flight did not finish in time and stays pending", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(EXIT_OK)
+    if "error" in result:
+        exc = result["error"]
+        if verbose():
+            logging.getLogger("bot.cli").error("cycle failed", exc_info=exc)
+        return _die(f"cycle failed: {describe_failure(exc)}", EXIT_FAILED)
+    report = result["report"]
+    print(f"btsbot {rt.config.mode}: " + "\n".join(report.lines()))
+    summary_log.info(report.summary())
+    pending = len(rt.journal.unfinished_actions())
+    if stop.is_set():
+        print(f"btsbot: stopped; {pending} actions left pending for the next run", file=sys.stderr)
+        return EXIT_OK
+    if pending:
+        print(f"btsbot: {pending} actions remain pending (Fritz failed or unreachable?); the next run resumes them",
+              file=sys.stderr)
+        return EXIT_PENDING
+    return EXIT_OK
+
+
+
+RUN_EPILOG = """examples:
+  btsbot run --once --config btsbot.yaml --since 2023-10-04 --until 2023-10-06
+  btsbot run --once --config btsbot.yaml --since mjd:60221.5 --until 2460224.5
+  btsbot run --config btsbot.yaml --since 2023-10-01 -v      # the daemon, backfilling from Oct 1st
+A bare number must be a JD (2000-2100); an MJD needs its prefix (mjd:60222)."""
