@@ -6,7 +6,7 @@ A cycle that fails (Kowalski down, Fritz errors, a bug on one bad alert) is one 
 committed by the failed one, so the next poll picks its alerts up again. `--since` starts the first
 cycle's window there (a backfill); later cycles continue from the committed cursor.
 
-SIGTERM/SIGINT set the stop event: the running cycle finishes the request in flight, journals its
+SIGTERM/SIGINT set the stop event (`run_daemon`, and `run_one_cycle` for `run --once`): the running cycle finishes the request in flight, journals its
 outcome and leaves the rest pending for the next start; the process exits 0 within `grace_s`.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -144,8 +145,45 @@ def run_daemon(cfg: Config, rt: Runtime | None = None, stop: threading.Event | N
     if not wound_down:
         log.warning("the cycle did not wind down within %g s; exiting, its unfinished actions stay pending", grace_s)
         if hard_exit:
-            logging.shutdown()
-            os._exit(0)
+            _exit_now()
         return 0
     rt.close()
     return 0
+
+
+def run_one_cycle(rt: Runtime, since_jd: float | None = None, until_jd: float | None = None,
+                  stop: threading.Event | None = None, grace_s: float = GRACE_S):
+    """`run --once`: one cycle in a worker thread, so that a stop signal is obeyed as the daemon obeys it.
+    Returns the CycleReport (None when `stop` was set before it started) or raises the cycle's error. If
+    the cycle has not wound down within `grace_s` of the stop (a request hanging until its timeout), the
+    process exits at once with 0; its action stays pending."""
+    stop = stop or rt.stop
+    if stop.is_set():
+        return None
+    result: dict = {}
+    done = threading.Event()
+
+    def work():
+        try:
+            result["report"] = run_cycle(rt, since_jd=since_jd, until_jd=until_jd, stop=stop)
+        except Exception as exc:  # raised below, in the caller's thread
+            result["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="btsbot-cycle", daemon=True).start()
+    while not done.wait(0.25) and not stop.is_set():
+        pass
+    if not done.wait(grace_s if stop.is_set() else None):
+        print("btsbot: stopped; the request in flight did not finish in time and stays pending", file=sys.stderr)
+        sys.stderr.flush()
+        _exit_now()
+    if "error" in result:
+        raise result["error"]
+    return result["report"]
+
+
+def _exit_now() -> None:
+    """Leave the process at once (exit code 0), with the log flushed: a thread hangs in a request."""
+    logging.shutdown()
+    os._exit(0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import threading
 
@@ -47,37 +46,18 @@ def cmd_run(args) -> int:
 
 
 def _run_once(rt, args, stop: threading.Event) -> int:
-    """One cycle in a worker thread, so that a stop signal is obeyed within the grace period."""
-    from bot.cycle import run_cycle
-    from bot.daemon import GRACE_S, describe_failure, summary_log
+    """One cycle (`bot.daemon.run_one_cycle`: obeys a stop signal within the grace period); its exit code."""
+    from bot.daemon import describe_failure, run_one_cycle, summary_log
     from bot.logs import verbose
 
-    if stop.is_set():
-        return EXIT_OK
-    result: dict = {}
-    done = threading.Event()
-
-    def work():
-        try:
-            result["report"] = run_cycle(rt, since_jd=args.since, until_jd=args.until, stop=stop)
-        except Exception as exc:  # reported below, in the main thread
-            result["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=work, name="btsbot-cycle", daemon=True).start()
-    while not done.wait(0.25) and not stop.is_set():
-        pass
-    if not done.wait(GRACE_S if stop.is_set() else None):
-        print("btsbot: stopped; the request in flight did not finish in time and stays pending", file=sys.stderr)
-        sys.stderr.flush()
-        os._exit(EXIT_OK)
-    if "error" in result:
-        exc = result["error"]
+    try:
+        report = run_one_cycle(rt, since_jd=args.since, until_jd=args.until, stop=stop)
+    except Exception as exc:
         if verbose():
             logging.getLogger("bot.cli").error("cycle failed", exc_info=exc)
         return _die(f"cycle failed: {describe_failure(exc)}", EXIT_FAILED)
-    report = result["report"]
+    if report is None:  # stopped before it started
+        return EXIT_OK
     print(f"btsbot {rt.config.mode}: " + "\n".join(report.lines()))
     summary_log.info(report.summary())
     pending = len(rt.journal.unfinished_actions())
@@ -89,7 +69,6 @@ def _run_once(rt, args, stop: threading.Event) -> int:
               file=sys.stderr)
         return EXIT_PENDING
     return EXIT_OK
-
 
 
 RUN_EPILOG = """examples:
