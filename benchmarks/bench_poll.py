@@ -114,7 +114,7 @@ def bulk_load_kowalski(sim, alerts: list[dict]) -> None:
     docs, aux = [], {}
     for alert in alerts:
         doc = {k: v for k, v in alert.items() if k not in ("prv_candidates", "fp_hists")}
-        doc["_id"] = alert["candid"]
+        doc.pop("_id", None)  # insert_many gives it an ObjectId, as Mongo does on Kowalski (not the candid)
         doc.setdefault("classifications", {})
         doc["coordinates"] = K._coordinates(alert["candidate"]["ra"], alert["candidate"]["dec"])
         docs.append(doc)

@@ -6,13 +6,15 @@ shared/reference/kowalski-api.md): `POST /api/auth`, `GET /` (ping) and `POST /a
 Queries run on mongomock, so filter/projection/sort/pipeline semantics are Mongo's, not ours.
 
 Alerts are ingested like Kowalski does: `ZTF_alerts` gets each alert without `prv_candidates`/`fp_hists`
-(`_id` = candid, `coordinates` added), `ZTF_alerts_aux` gets the per-object union of `prv_candidates`
-(null fields stripped, deduplicated on (jd, fid)). An alert becomes visible once the simulated clock
+(`_id` a Mongo ObjectId, `coordinates` added), `ZTF_alerts_aux` one document per object: `cross_matches`
+(an empty list per configured catalog), the union of the `prv_candidates` (null fields stripped, `$addToSet`)
+and, for objects new at their first alert, `fp_hists` (formatted as Kowalski's `format_fp_hists`; aux_docs.py).
+An alert becomes visible once the simulated clock
 (`bot.sim.clock.SimClock`) reaches its `visible_at` (default `candidate.jd`); ingestion happens at the start
 of each request and is never undone (moving the clock back does not hide ingested alerts).
 
 By job: auth.py (JWTs, `/api/auth`), coordinates.py (what the ingester adds), queries.py (the query runner),
-ingest.py (staging and ingestion into mongomock), handler.py (HTTP: faults, routes, answers), server.py
+aux_docs.py (the ZTF_alerts_aux document), ingest.py (staging and ingestion into mongomock), handler.py (HTTP: faults, routes, answers), server.py
 (`KowalskiSim`), cli.py (`btsbot sim kowalski`; its parser is bot/sim_cli.py).
 """
 

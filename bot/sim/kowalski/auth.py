@@ -31,8 +31,19 @@ def verify_jwt(token: str, secret: str) -> bool:
     return hmac.compare_digest(_b64url(sig), parts[2])
 
 
+def jwt_payload(token: str) -> dict:
+    """The payload of a (verified) JWT; {} if it cannot be read."""
+    try:
+        body = token.split(".")[1]
+        payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
 def check_login(users: dict[str, str], data: dict) -> tuple[int, str] | str:
-    """`POST /api/auth`: the username on success, else (HTTP status, message)."""
+    """`POST /api/auth`: the username on success, else (HTTP status, message) as Kowalski's login handler
+    returns them (handlers/user.py:496-578); the 401 reaches the client as "Unauthorized" (handler.py)."""
     for field in ("username", "password"):
         if not data.get(field):
             return 400, f"missing {field}"

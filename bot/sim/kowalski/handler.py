@@ -30,6 +30,13 @@ def _error(status: int, message: str):
     return _json(status, {"status": "error", "message": message})
 
 
+def _handler_error(status: int, message: str):
+    """An error a Kowalski handler returns, as its error_middleware passes it on (middlewares.py:23-27 at
+    51d0078): 200/400/409 as they are, any other status with its reason phrase as the message -- so the login
+    handler's `401 "wrong credentials"` (handlers/user.py:561,569) reaches the client as `401 "Unauthorized"`."""
+    return _error(status, message if status in (200, 400, 409) else _phrase(status))
+
+
 def _phrase(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
@@ -109,7 +116,7 @@ class Handler(BaseHTTPRequestHandler):
         if method not in ROUTES[path]:
             return _text(405, "405: Method Not Allowed")
         if path != "/api/auth" and token is None:
-            return _error(401, "Unauthorized")
+            return _handler_error(401, "auth required")  # auth_required (middlewares.py:83-97)
         if too_big:
             return _text(413, f"Maximum request body size {MAX_BODY} exceeded")
         if path == "/":
@@ -121,11 +128,11 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/api/auth":
             user = check_login(sim.users, data if isinstance(data, dict) else {})
             if isinstance(user, tuple):
-                return _error(*user)
+                return _handler_error(*user)
             return _json(200, {"status": "success", "token": sim.issue_token(user)})
         sim.ingest_due()
         try:
-            result = sim.run_query(data)
+            result = sim.run_query(data, user=sim.token_user(token))
         except Exception as exc:
             return _error(400, f"{type(exc).__name__}: {exc}")
         payload = {"status": "success", "message": "Successfully executed query"}

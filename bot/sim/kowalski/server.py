@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from bot.sim.clock import SimClock
 from bot.sim.faults import Faults
 from bot.sim.httpd import ServedInThread
-from bot.sim.kowalski.auth import make_jwt, verify_jwt
+from bot.sim.kowalski.auth import jwt_payload, make_jwt, verify_jwt
 from bot.sim.kowalski.handler import Handler
 from bot.sim.kowalski.ingest import AlertDatabase
 
@@ -21,6 +21,7 @@ class KowalskiSim(ServedInThread):
 
     handler = Handler
     name = "kowalski-sim"
+    admin_username = "admin"  # Kowalski's server.admin_username (config.defaults.yaml:14)
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
                  users: dict[str, str] | None = None, clock: SimClock | None = None,
@@ -30,7 +31,8 @@ class KowalskiSim(ServedInThread):
         self.clock = clock if clock is not None else SimClock()
         self.faults = faults if faults is not None else Faults()
         self._secret = secrets.token_hex(32)
-        self.token = token or self.issue_token(next(iter(self.users), "admin"))
+        self._token_user = next(iter(self.users), self.admin_username)  # whose self.token it is
+        self.token = token or self.issue_token(self._token_user)
         self.request_count = 0
         self.request_counts: dict[str, int] = {}  # "METHOD /path" -> n
         self.alerts = AlertDatabase(broker_model)  # broker_model: see AlertDatabase
@@ -44,6 +46,14 @@ class KowalskiSim(ServedInThread):
 
     def check_token(self, token: str) -> bool:
         return hmac.compare_digest(token, self.token) or verify_jwt(token, self._secret)
+
+    def token_user(self, token: str | None) -> str | None:
+        """The user of an accepted token (Kowalski's `request.user`, the JWT's `user_id`)."""
+        if token is None:
+            return None
+        if hmac.compare_digest(token, self.token):
+            return self._token_user
+        return jwt_payload(token).get("user_id", "")
 
     # ---- the alert database ------------------------------------------------------------------------
     @property
@@ -71,9 +81,11 @@ class KowalskiSim(ServedInThread):
         """Ingest the alerts whose time has come on the simulated clock; returns how many were ingested."""
         return self.alerts.ingest_due(self.clock.now_jd())
 
-    def run_query(self, body: dict):
-        """Execute a /api/queries body; returns `data` (None: omit it). Raises on a bad query."""
-        return self.alerts.run_query(body)
+    def run_query(self, body: dict, user: str | None = None):
+        """Execute a /api/queries body for `user` (default: the admin); returns `data` (None: omit it).
+        Raises on a bad query. Only the admin may query the users/filters/queries collections."""
+        admin = user is None or user == self.admin_username
+        return self.alerts.run_query(body, admin=admin)
 
     def reset_counts(self) -> None:
         with self._count_lock:
