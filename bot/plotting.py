@@ -122,12 +122,17 @@ def histogram(path: Path, values: Iterable[float], bins, xlabel: str, title: str
 
 
 def curves(path: Path, series: Mapping[str, tuple[Sequence, Sequence]], xlabel: str, ylabel: str, title: str,
-           xticks: Sequence[str] | None = None) -> Path:
-    """Lines y(x), one per series name (None values are gaps); xticks: category labels for x = 0, 1, ..."""
+           xticks: Sequence[str] | None = None, notes: Mapping[str, Sequence] | None = None) -> Path:
+    """Lines y(x), one per series name (None values are gaps); xticks: category labels for x = 0, 1, ...;
+    notes: per series, a text beside each point (e.g. the n a ratio rests on)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 3.6), constrained_layout=True)
     for name, (x, y) in series.items():
-        ax.plot(x, [float("nan") if v is None else v for v in y], "o-", ms=3, label=name)
+        line, = ax.plot(x, [float("nan") if v is None else v for v in y], "o-", ms=3, label=name)
+        for xi, yi, note in zip(x, y, (notes or {}).get(name, ())):
+            if yi is not None and note not in (None, ""):
+                ax.annotate(str(note), (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=6,
+                            color=line.get_color())
     if xticks is not None:
         ax.set_xticks(range(len(xticks)), xticks, rotation=30, fontsize=8)
     ax.set_ylim(-0.05, 1.05)

@@ -39,7 +39,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                     help="try KEY=v1,v2,... or KEY=start:stop:step (min_score, min_alerts, alert_mag_max, "
                          "peakmag_max); repeatable (product)")
     bt.add_argument("--baseline", action="store_true", help="sources each trial gains/loses vs the config's policies")
-    bt.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    bt.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                    help="table (default); json: JSON Lines, one object per trial policy; csv: one row per trial")
     bt.add_argument("--report", metavar="DIR", help="also write DIR/index.html with PNG plots")
     bt.add_argument("--cache-dir", metavar="DIR", help="model cache (default: models.cache_dir, $BTSBOT_CACHE_DIR)")
     bt.add_argument("--score-cache", metavar="FILE", help="score cache (default: scores.sqlite in the cache dir)")

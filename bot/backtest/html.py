@@ -13,8 +13,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from bot import plotting
-from bot.backtest.metrics import bin_names
-from bot.backtest.output import frame, summary_lines
+from bot.backtest.metrics import FEW_SOURCES, bin_names
+from bot.backtest.output import few_sources, frame, summary_lines
 from bot.backtest.run import Backtest
 
 MAX_SOURCE_PLOTS = 200
@@ -31,16 +31,19 @@ def _sweep_plots(bt: Backtest, out: Path) -> list[str]:
         if len(r.trial.params) == 1:
             (key, value), = r.trial.params.items()
             if value is not None:
-                by_key[key][r.trial.base].append((value, r.completeness, r.purity))
+                by_key[key][r.trial.base].append((value, r.completeness, r.purity, r.n_completeness, r.n_purity))
     for key, bases in by_key.items():
-        series = {}
+        series, notes = {}, {}
         for base, points in bases.items():
             points.sort()
             xs = [p[0] for p in points]
             series[f"{base} completeness"] = (xs, [p[1] for p in points])
             series[f"{base} purity"] = (xs, [p[2] for p in points])
+            notes[f"{base} completeness"] = [f"n={p[3]}" for p in points]
+            notes[f"{base} purity"] = [f"n={p[4]}" for p in points]
         name = f"sweep_{key}.png"
-        plotting.curves(out / name, series, key, "fraction", f"completeness and purity vs {key}")
+        plotting.curves(out / name, series, key, "fraction", f"completeness and purity vs {key} (n: labelled sources)",
+                        notes=notes)
         parts.append(_img(name, f"completeness and purity vs {key}"))
     return parts
 
@@ -50,6 +53,11 @@ def write_report(bt: Backtest, out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     body = [f"<h1>btsbot backtest</h1><pre>{html.escape(chr(10).join(summary_lines(bt)))}</pre>",
             "<h2>Policies</h2>", frame(bt).to_html(index=False, na_rep="-", float_format=lambda x: f"{x:.3f}")]
+    few = [r.trial.name for r in bt.results if few_sources(r)]
+    if few:
+        body.append(f"<p><b>Few labelled sources:</b> the completeness or purity of {html.escape(', '.join(few[:10]))}"
+                    f"{' ...' if len(few) > 10 else ''} rests on fewer than {FEW_SOURCES} labelled sources "
+                    "(n_completeness, n_purity).</p>")
     sweeps = _sweep_plots(bt, out)
     body += ["<h2>Completeness and purity vs the swept threshold</h2>"] + (sweeps or ["<p>Nothing swept (--sweep).</p>"])
     ref = bt.reference

@@ -3,10 +3,12 @@
 Per trial policy, at source level: a source is selected when the policy holds at one of its alerts
 (`bot.core.policies.evaluate`, exactly as the cycle decides); TP = selected and labelled 1, FP =
 selected and labelled 0, FN = labelled 1 and not selected; completeness = TP/(TP+FN), purity =
-TP/(TP+FP), overall and per peak-magnitude bin (17.0-18.5 in 0.25 mag steps). Sources with fewer
-than 2 scored alerts in the sample are excluded from every figure (and counted); unlabelled sources
-count in `selected` but in no ratio, and are listed. With human times, the delay of each selected
-source is decision jd - human jd in days (negative: the bot was first).
+TP/(TP+FP), overall and per peak-magnitude bin (17.0-18.5 in 0.25 mag steps). `selected` (and gained /
+lost against the config) counts every source the policy selects. The paper's exclusion -- sources with
+fewer than 2 scored alerts in the sample -- applies to completeness and purity (TP, FP, FN) only: the
+selected sources it leaves out are `selected_excluded`. Unlabelled sources count in `selected` but in no
+ratio, and are listed. With human times, the delay of each selected source is decision jd - human jd in
+days (negative: the bot was first). A ratio over fewer than `FEW_SOURCES` labelled sources is flagged.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from bot.backtest.trials import Trial
 from bot.core.policies import Decision, evaluate
 
 MIN_ALERTS_IN_SAMPLE = 2
+FEW_SOURCES = 10  # a completeness or purity over fewer labelled sources is shown with its n
 MAG_EDGES = tuple(round(17.0 + 0.25 * i, 2) for i in range(7))  # 17.00, 17.25, ..., 18.50
 
 
@@ -76,12 +79,12 @@ def sources(alerts: Iterable[Mapping], labels: Mapping | None = None) -> dict[st
 class TrialResult:
     trial: Trial
     decisions: dict[str, Decision]  # every source it selects, excluded ones too
-    selected: list[str]  # eligible sources selected
+    selected: list[str]  # every source selected (excluded from the ratios or not)
     tp: list[str] = field(default_factory=list)
     fp: list[str] = field(default_factory=list)
     fn: list[str] = field(default_factory=list)
     unlabelled_selected: list[str] = field(default_factory=list)
-    selected_excluded: list[str] = field(default_factory=list)
+    selected_excluded: list[str] = field(default_factory=list)  # selected, but in no ratio (< 2 scored alerts)
     bins: list[dict] = field(default_factory=list)
     delays: dict[str, float] = field(default_factory=dict)  # objectId -> days (negative: bot first)
     days_from_first_alert: dict[str, float] = field(default_factory=dict)
@@ -98,6 +101,16 @@ class TrialResult:
         return _ratio(len(self.tp), len(self.tp) + len(self.fp)) if self.labelled else None
 
     @property
+    def n_completeness(self) -> int:
+        """The labelled sources completeness rests on (TP + FN)."""
+        return len(self.tp) + len(self.fn)
+
+    @property
+    def n_purity(self) -> int:
+        """The labelled sources purity rests on (TP + FP)."""
+        return len(self.tp) + len(self.fp)
+
+    @property
     def median_delay_days(self) -> float | None:
         return median(list(self.delays.values()))
 
@@ -108,17 +121,21 @@ class TrialResult:
 
 def evaluate_trial(trial: Trial, infos: Mapping[str, SourceInfo], labelled: bool) -> TrialResult:
     decisions = {oid: d for oid, info in infos.items() if (d := evaluate(trial.policy, info.alerts)) is not None}
-    eligible = {oid: info for oid, info in infos.items() if info.eligible}
-    r = TrialResult(trial, decisions, sorted(o for o in decisions if o in eligible), labelled=labelled)
-    r.selected_excluded = sorted(o for o in decisions if o not in eligible)
+    r = TrialResult(trial, decisions, sorted(decisions), labelled=labelled)
+    r.selected_excluded = sorted(o for o in decisions if not infos[o].eligible)
     counts = [dict(tp=0, fp=0, fn=0) for _ in MAG_EDGES[1:]]
-    for oid, info in sorted(eligible.items()):
+    for oid, info in sorted(infos.items()):
         chosen = oid in decisions
         if chosen:
             r.days_from_first_alert[oid] = decisions[oid].jd - info.first_jd
         if info.label is None:
             if chosen:
                 r.unlabelled_selected.append(oid)
+            continue
+        human = getattr(info.label, trial.human_time)
+        if chosen and human is not None:
+            r.delays[oid] = decisions[oid].jd - human
+        if not info.eligible:  # the paper's exclusion: in no ratio
             continue
         kind = ("tp" if info.label.label else "fp") if chosen else ("fn" if info.label.label else None)
         if kind is None:
@@ -127,9 +144,6 @@ def evaluate_trial(trial: Trial, infos: Mapping[str, SourceInfo], labelled: bool
         b = mag_bin(info.peakmag)
         if b is not None:
             counts[b][kind] += 1
-        human = getattr(info.label, trial.human_time)
-        if chosen and human is not None:
-            r.delays[oid] = decisions[oid].jd - human
     r.bins = [{"bin": name, "lo": lo, "hi": hi, **c,
                "completeness": _ratio(c["tp"], c["tp"] + c["fn"]) if labelled else None,
                "purity": _ratio(c["tp"], c["tp"] + c["fp"]) if labelled else None}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
-from bot.backtest.metrics import TrialResult, bin_names, median
+from bot.backtest.metrics import FEW_SOURCES, TrialResult, bin_names, median
 from bot.backtest.run import Backtest
 from bot.timeutil import jd_to_datetime
 
@@ -32,8 +32,10 @@ def as_dict(bt: Backtest, r: TrialResult) -> dict:
         "model_version": p.model_version,
         "sources": sum(i.eligible for i in bt.infos.values()), "excluded_sources": len(bt.excluded),
         "unlabelled_sources": len(bt.unlabelled),
-        "selected": len(r.selected), "tp": len(r.tp), "fp": len(r.fp), "fn": len(r.fn),
+        "selected": len(r.selected), "excluded": len(r.selected_excluded),
+        "tp": len(r.tp), "fp": len(r.fp), "fn": len(r.fn),
         "completeness": _r(r.completeness), "purity": _r(r.purity),
+        "n_completeness": r.n_completeness, "n_purity": r.n_purity, "few_sources": few_sources(r),
         "human_time": r.trial.human_time, "median_delay_days": _r(r.median_delay_days),
         "bot_first_fraction": _r(r.bot_first_fraction), "n_delays": len(r.delays),
         "median_days_first_alert_to_decision": _r(median(list(r.days_from_first_alert.values()))),
@@ -51,7 +53,20 @@ def as_dict(bt: Backtest, r: TrialResult) -> dict:
     return out
 
 
+def few_sources(r: TrialResult) -> bool:
+    """True when completeness or purity rests on fewer than FEW_SOURCES labelled sources."""
+    return r.labelled and min(r.n_completeness, r.n_purity) < FEW_SOURCES
+
+
+def ratio_text(value: float | None, n: int, labelled: bool) -> str:
+    """A completeness or purity for people: with its n when it rests on fewer than FEW_SOURCES sources."""
+    if value is None:
+        return "-" if not labelled or n else "- (n=0)"
+    return f"{value:.3f}" + (f" (n={n})" if n < FEW_SOURCES else "")
+
+
 def write_json(bt: Backtest, out: TextIO) -> None:
+    """JSON Lines: one object per trial policy."""
     for r in bt.results:
         out.write(json.dumps(as_dict(bt, r)) + "\n")
 
@@ -65,7 +80,8 @@ def frame(bt: Backtest):
         d = as_dict(bt, r)
         row = {k: d[k] for k in ("policy", "base_policy", "min_score", "min_alerts", "alert_mag_max", "peakmag_max",
                                  "model_version", "sources", "excluded_sources", "unlabelled_sources", "selected",
-                                 "tp", "fp", "fn", "completeness", "purity", "median_delay_days",
+                                 "excluded", "tp", "fp", "fn", "completeness", "n_completeness", "purity", "n_purity",
+                                 "median_delay_days",
                                  "bot_first_fraction", "n_delays", "median_days_first_alert_to_decision")}
         for b in r.bins:
             for k in ("tp", "fp", "fn", "completeness", "purity"):
@@ -117,14 +133,19 @@ def write_table(bt: Backtest, out: TextIO) -> None:
     for line in summary_lines(bt):
         out.write(line + "\n")
     compare = any(r.gained is not None for r in bt.results)
-    head = ["policy", "selected", "TP", "FP", "FN", "completeness", "purity", "median delay (d)", "bot first"]
+    head = ["policy", "selected", "excluded", "TP", "FP", "FN", "completeness", "purity", "median delay (d)", "bot first"]
     head += ["gained", "lost"] if compare else []
     rows = [head]
     for r in bt.results:
-        row = [r.trial.name, str(len(r.selected)), str(len(r.tp)), str(len(r.fp)), str(len(r.fn)), _f(r.completeness),
-               _f(r.purity), _f(r.median_delay_days, "+.3f"), _f(r.bot_first_fraction, ".0%")]
+        row = [r.trial.name, str(len(r.selected)), str(len(r.selected_excluded)), str(len(r.tp)), str(len(r.fp)),
+               str(len(r.fn)), ratio_text(r.completeness, r.n_completeness, r.labelled),
+               ratio_text(r.purity, r.n_purity, r.labelled), _f(r.median_delay_days, "+.3f"),
+               _f(r.bot_first_fraction, ".0%")]
         rows.append(row + ([str(len(r.gained or [])), str(len(r.lost or []))] if compare else []))
     out.write("\n" + "\n".join(_aligned(rows)) + "\n")
+    out.write("excluded: selected, but with fewer than 2 scored alerts in the sample, so in no ratio (the paper's rule)"
+              + (f"; (n=N): a ratio over fewer than {FEW_SOURCES} labelled sources" if any(few_sources(r) for r in bt.results)
+                 else "") + "\n")
     for r in bt.results:
         out.write(f"\n{r.trial.name}: {r.trial.policy.describe()} (model {r.trial.policy.model_version})\n")
         if bt.labelled:
@@ -133,6 +154,7 @@ def write_table(bt: Backtest, out: TextIO) -> None:
                     ["TP/FP/FN"] + [f"{b['tp']}/{b['fp']}/{b['fn']}" for b in r.bins]]
             out.write("\n".join(_aligned(bins, "  ")) + "\n")
         for what, names in (("false positives", r.fp), ("false negatives", r.fn), ("selected, no label", r.unlabelled_selected),
+                            ("selected, excluded from the ratios", r.selected_excluded),
                             ("gained vs the config", r.gained), ("lost vs the config", r.lost)):
             if names:
                 out.write(f"  {what}: {_names(names)}\n")
