@@ -416,6 +416,10 @@ class Journal:
             return False
         return not ((mode or self.mode) == "live" and d.get("mode") == "dry-run")
 
+    def decided_any(self, object_id: str) -> bool:
+        """Whether any policy ever decided `object_id`."""
+        return bool(self._read("SELECT 1 FROM decisions WHERE objectId = ? LIMIT 1", (object_id,)))
+
     def mode_summary(self) -> dict:
         """Decisions and actions per mode, for the start banner: {"decisions": {mode: n}, "actions": {mode: n},
         "dry_run_only_sources": n} (sources decided only by dry-run, which a live bot acts on at their next alert)."""

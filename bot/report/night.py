@@ -78,14 +78,20 @@ def build_night(journal: Journal, policies: list[Policy], url: str, since_jd: fl
     for a in alerts:
         by_object[a["objectId"]].append(a)
     acted = []
-    for oid in sorted({d["objectId"] for d in decided}):
-        history = [a for a in journal.alerts_for_object(oid) if a["jd"] < until_jd]
+    decided_now = {d["objectId"] for d in decided}
+    for oid in sorted(decided_now | {o for o in by_object if journal.decided_any(o)}):
+        every = journal.alerts_for_object(oid)
+        history = [a for a in every if a["jd"] < until_jd]
+        jd_of = {int(a["candid"]): a["jd"] for a in every}
         decisions = [d for p in policies if (d := journal.get_decision(p.name, oid))]
         names = {p.name for p in policies}
         decisions += [d for d in decided if d["objectId"] == oid and d["policy"] not in names]
         for d in decisions:
-            d["actions"] = journal.actions_for(d["id"])
-        acted.append(Acted(oid, history, sorted(decisions, key=lambda d: (d["jd"] or 0, d["policy"]))))
+            acts = journal.actions_for(d["id"])
+            d["actions"] = [a for a in acts if since_jd <= action_jd(a, d, jd_of) < until_jd]
+            d["elsewhere"] = other_nights([a for a in acts if a not in d["actions"]], d, jd_of, since_jd)
+        if oid in decided_now or any(d["actions"] for d in decisions):
+            acted.append(Acted(oid, history, sorted(decisions, key=lambda d: (d["jd"] or 0, d["policy"]))))
     ever_selected = {d["objectId"] for p in policies for d in _decided_objects(journal, p.name, by_object)}
     not_selected = []
     for oid, rows in sorted(by_object.items()):
@@ -102,6 +108,34 @@ def build_night(journal: Journal, policies: list[Policy], url: str, since_jd: fl
     unscorable = Counter(a["status"] for a in alerts if a["score"] is None)
     return Night((since_jd, until_jd), policies, url, alerts, acted, not_selected, errors, pending, unscorable,
                  DriftSummary.of(alerts, drift_tolerance))
+
+
+def action_jd(action: dict, decision: dict, jd_of: dict[int, float]) -> float:
+    """The alert time an action belongs to: an annotation's latest alert (its key names the candid), else
+    the decision's alert (a save, a follow-up and their comments are made when the policy fires)."""
+    key = action.get("key") or ""
+    if key.startswith("annotation:"):
+        try:
+            return jd_of.get(int(key.split(":", 1)[1]), decision["jd"] or 0.0)
+        except ValueError:
+            pass
+    return decision["jd"] or 0.0
+
+
+def other_nights(actions: list[dict], decision: dict, jd_of: dict[int, float], since_jd: float) -> list[str]:
+    """The decision's actions of other nights, in a line per kind: "annotation updated 15x later, last 2023-10-29"."""
+    from bot.timeutil import jd_to_datetime
+
+    groups: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for a in actions:
+        jd = action_jd(a, decision, jd_of)
+        groups[(a["action"], a.get("outcome") or a["status"], "earlier" if jd < since_jd else "later")].append(jd)
+    out = []
+    for (kind, outcome, when), jds in sorted(groups.items(), key=lambda kv: min(kv[1])):
+        last = jd_to_datetime(max(jds)).strftime("%Y-%m-%d")
+        times = f" {len(jds)}x" if len(jds) > 1 else ""
+        out.append(f"{kind} {outcome}{times} {when}, {'last' if len(jds) > 1 else 'on'} {last}")
+    return out
 
 
 def _decided_objects(journal: Journal, policy: str, by_object) -> list[dict]:

@@ -61,6 +61,7 @@ def text(night: Night) -> str:
         for d in s.decisions:
             lines.append(f"    {_fired(d)}")
             lines += [f"      {_action_line(a)}" for a in d["actions"]]
+            lines += [f"      ({line})" for line in d.get("elsewhere") or []]
     if not night.acted:
         lines.append("  none")
     lines += ["", "Near misses (counting alerts, no policy selected):"]
@@ -73,6 +74,8 @@ def text(night: Night) -> str:
               f"{'-' if s.max_score is None else format(s.max_score, '.4f')}, no counting alert" for s in others[:100]]
     if len(others) > 100:
         lines.append(f"  ... and {len(others) - 100} more")
+    if not others:
+        lines.append("  none")
     lines += ["", "Errors:"] + ([f"  {a['objectId']} {_action_line(a)}" for a in night.errors] or ["  none"])
     lines += [f"  unscorable: {n} x {why}" for why, n in night.unscorable.most_common()]
     lines += ["", "Pending actions:"] + ([f"  {a['objectId']} {_action_line(a)}" for a in night.pending] or ["  none"])
@@ -98,7 +101,7 @@ def write_html(night: Night, out_dir: str | Path) -> Path:
         body.append(f'<h3><a href="{e(night.link(s.objectId))}">{e(s.objectId)}</a></h3><ul>')
         for d in s.decisions:
             body.append(f"<li>{e(_fired(d))}<ul>" + "".join(f"<li>{e(_action_line(a))}</li>" for a in d["actions"])
-                        + "</ul></li>")
+                        + "".join(f"<li><i>{e(line)}</i></li>" for line in d.get("elsewhere") or []) + "</ul></li>")
         body.append(f'</ul><img src="{e(name)}" alt="{e(s.objectId)} scores and magnitudes">')
     if not night.acted:
         body.append("<p>None.</p>")
