@@ -72,7 +72,7 @@ class Explanation:
         p, judged = self.policy, self.judged
         if self.n_counting == 0:
             best = max((float(c.alert["score"]) for c in judged), default=None)
-            return "no counting alert" + (f" (max score {best:.3f})" if best is not None else " (no scored alert)")
+            return "no counting alert" + (f" (max score {score_text(best)})" if best is not None else " (no scored alert)")
         enough = [c for c in judged if c.n_counting >= p.min_alerts]
         if not enough:
             return f"too few alerts ({self.n_counting} of {p.min_alerts} counting)"

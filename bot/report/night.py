@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from bot.core.drift import DriftSummary
 from bot.core.policies import Policy
 from bot.journal import Journal
-from bot.core.reasons import counting, why_not
+from bot.core.reasons import counting, explain
 from bot.timeutil import datetime_to_jd
 
 PALOMAR_TZ = ZoneInfo("America/Los_Angeles")
@@ -43,9 +43,17 @@ class NotSelected:
     objectId: str
     n_alerts: int
     max_score: float | None
-    reasons: dict[str, str]  # policy -> why not
+    reasons: dict[str, str]  # policy -> why not, in a few words (`bot.core.reasons`)
     near_miss: bool
     alerts: list[dict] = field(default_factory=list)
+    verdicts: dict[str, str] = field(default_factory=dict)  # policy -> the whole judgement (`btsbot explain`)
+
+    def reason_line(self) -> str:
+        """The reasons, policies with the same one named together ("bts_p1, bts_p2: no counting alert ...")."""
+        by_reason: dict[str, list[str]] = {}
+        for policy, why in self.reasons.items():
+            by_reason.setdefault(why, []).append(policy)
+        return "; ".join(f"{', '.join(ps)}: {why}" for why, ps in by_reason.items())
 
 
 @dataclass
@@ -98,9 +106,11 @@ def build_night(journal: Journal, policies: list[Policy], url: str, since_jd: fl
         if oid in ever_selected or oid in {a.objectId for a in acted}:
             continue
         scores = [a["score"] for a in rows if a["score"] is not None]
-        reasons = {p.name: why_not(p, rows) for p in policies}
-        not_selected.append(NotSelected(oid, len(rows), max(scores) if scores else None, reasons,
-                                        any(counting(p, rows) for p in policies), rows))
+        judged = {p.name: explain(p, rows) for p in policies}
+        not_selected.append(NotSelected(oid, len(rows), max(scores) if scores else None,
+                                        {n: e.reason for n, e in judged.items()},
+                                        any(counting(p, rows) for p in policies), rows,
+                                        {n: e.verdict for n, e in judged.items()}))
     not_selected.sort(key=lambda s: (not s.near_miss, -(s.max_score or 0), s.objectId))
     actions = journal.history(since_jd=since_jd, until_jd=until_jd, kind="actions")
     errors = [a for a in actions if a["outcome"] == "failed" or (a["error"] and a["status"] != "done")]

@@ -6,6 +6,7 @@ import html
 from pathlib import Path
 
 from bot import plotting
+from bot.core.policies import score_text
 from bot.report.night import Night
 from bot.timeutil import jd_to_datetime
 
@@ -34,7 +35,7 @@ def _fired(decision: dict) -> str:
     ev = decision.get("evidence") or {}
     parts = [f"{decision['policy']} fired at its alert of {utc(decision['jd'])} (candid {decision['candid']}"]
     if ev.get("n_counting") is not None:
-        parts.append(f", {ev['n_counting']} counting alerts, max score {ev['max_score']:.3f}")
+        parts.append(f", {ev['n_counting']} counting alerts, max score {score_text(ev['max_score'])}")
     return "".join(parts) + ")"
 
 
@@ -65,13 +66,15 @@ def text(night: Night) -> str:
     if not night.acted:
         lines.append("  none")
     lines += ["", "Near misses (counting alerts, no policy selected):"]
-    lines += [f"  {s.objectId}: " + "; ".join(f"{p}: {why}" for p, why in s.reasons.items()) for s in night.near_misses]
+    for s in night.near_misses:
+        lines.append(f"  {s.objectId}  {night.link(s.objectId)}")
+        lines += [f"    {p}: {verdict}" for p, verdict in s.verdicts.items()]
     if not night.near_misses:
         lines.append("  none")
     others = [s for s in night.not_selected if not s.near_miss]
     lines += ["", f"Not selected ({len(others)} other sources):"]
     lines += [f"  {s.objectId}: {s.n_alerts} alerts, max score "
-              f"{'-' if s.max_score is None else format(s.max_score, '.4f')}, no counting alert" for s in others[:100]]
+              f"{'-' if s.max_score is None else score_text(s.max_score)}; {s.reason_line()}" for s in others[:100]]
     if len(others) > 100:
         lines.append(f"  ... and {len(others) - 100} more")
     if not others:
@@ -107,14 +110,15 @@ def write_html(night: Night, out_dir: str | Path) -> Path:
         body.append("<p>None.</p>")
     body.append("<h2>Near misses</h2><table><tr><th>source</th><th>alerts</th><th>max score</th><th>why not</th></tr>")
     for s in night.near_misses:
-        why = "<br>".join(e(f"{p}: {r}") for p, r in s.reasons.items())
+        why = "<br>".join(e(f"{p}: {v}") for p, v in s.verdicts.items())
         body.append(f'<tr><td><a href="{e(night.link(s.objectId))}">{e(s.objectId)}</a></td><td>{s.n_alerts}</td>'
-                    f"<td>{s.max_score:.3f}</td><td>{why}</td></tr>")
-    body.append("</table><h2>Not selected</h2><table><tr><th>source</th><th>alerts</th><th>max score</th></tr>")
+                    f"<td>{score_text(s.max_score)}</td><td>{why}</td></tr>")
+    body.append("</table><h2>Not selected</h2><table><tr><th>source</th><th>alerts</th><th>max score</th>"
+                "<th>why not</th></tr>")
     for s in night.not_selected:
         if not s.near_miss:
-            score = "-" if s.max_score is None else f"{s.max_score:.4f}"
-            body.append(f"<tr><td>{e(s.objectId)}</td><td>{s.n_alerts}</td><td>{score}</td></tr>")
+            score = "-" if s.max_score is None else score_text(s.max_score)
+            body.append(f"<tr><td>{e(s.objectId)}</td><td>{s.n_alerts}</td><td>{score}</td><td>{e(s.reason_line())}</td></tr>")
     body.append("</table><h2>Errors and pending actions</h2><ul>")
     body += [f"<li>error: {e(a['objectId'])} {e(_action_line(a))}</li>" for a in night.errors]
     body += [f"<li>unscorable: {n} x {e(why)}</li>" for why, n in night.unscorable.most_common()]
