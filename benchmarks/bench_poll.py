@@ -125,8 +125,10 @@ def bulk_load_kowalski(sim, alerts: list[dict]) -> None:
                 entry[0][(p.get("jd"), p.get("fid"))] = True
                 entry[1].append(p)
     sim.db[K.ALERTS].insert_many(docs)
-    sim.db[K.AUX].insert_many([{"_id": oid, "cross_matches": {}, "prv_candidates": prv}
-                               for oid, (_, prv) in aux.items()])
+    from bot.sim.kowalski.aux_docs import cross_matches
+
+    sim.db[K.AUX].insert_many([{"_id": oid, "cross_matches": cross_matches(), "prv_candidates": prv}
+                               for oid, (_, prv) in aux.items()])  # fp_hists left out: the poller never reads them
 
 
 def bulk_load_boom(sim, alerts: list[dict]) -> None:

@@ -2,4 +2,5 @@ import sys
 
 from bot.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # `python -m bot.cli`; importing this module runs nothing
+    sys.exit(main())
