@@ -38,6 +38,10 @@ class Policy:
                 ("score", score is not None and score > self.min_score),
                 ("mag", mag is not None and mag < self.alert_mag_max))
 
+    def judges(self, alert: Mapping) -> bool:
+        """Whether the rule looks at this alert at all: scored, by this policy's model version."""
+        return dict(self.count_clauses(alert))["model"]
+
     def counts(self, alert: Mapping) -> bool:
         return all(ok for _, ok in self.count_clauses(alert))
 
@@ -119,7 +123,7 @@ def evaluate(policy: Policy, alerts: Iterable[Mapping]) -> Decision | None:
     ordered = sorted(alerts, key=lambda a: (a["jd"], a["candid"]))
     counting: list[Mapping] = []
     for alert in ordered:
-        if alert.get("score") is None or alert.get("model_version", policy.model_version) != policy.model_version:
+        if not policy.judges(alert):
             continue
         if policy.counts(alert):
             counting.append(alert)
@@ -139,11 +143,11 @@ def source_summary(alerts: Iterable[Mapping], model_version: str, min_score: flo
     """What the Fritz annotation shows: latest score, max score, counting alerts, model version; and
     `btsbot_score_precision: int8` when the latest or max score is not the fp32 model's (an alert the
     int8 backend could not re-score, see `bot.fp32_scores`)."""
-    scored = sorted((a for a in alerts if a.get("score") is not None and a.get("model_version", model_version) == model_version),
-                    key=lambda a: (a["jd"], a["candid"]))
+    rule = Policy("annotation", min_score=min_score, alert_mag_max=alert_mag_max, model_version=model_version)
+    scored = sorted((a for a in alerts if rule.judges(a)), key=lambda a: (a["jd"], a["candid"]))
     if not scored:
         return {}
-    counting = [a for a in scored if a["score"] > min_score and a.get("magpsf") is not None and a["magpsf"] < alert_mag_max]
+    counting = [a for a in scored if rule.counts(a)]
     top = max(scored, key=lambda a: float(a["score"]))
     out = {
         "btsbot_latest_score": round(float(scored[-1]["score"]), 6),

@@ -124,7 +124,7 @@ def explain(policy: Policy, alerts: Sequence[Mapping]) -> Explanation:
     checks, n, fired = [], 0, None
     for i, alert in enumerate(ordered, 1):
         counts = policy.count_clauses(alert)
-        judged = dict(counts)["model"]
+        judged = policy.judges(alert)
         n += all(ok for _, ok in counts)
         check = AlertCheck(alert, i, counts, n, policy.hold_clauses(alert, n) if judged else ())
         if fired is None and check.held:
