@@ -136,7 +136,7 @@ class Followup(ActionKind):
         res = client.submit_followup(body)
         response = {"request": body, "request_id": res.request_id, "status": res.status, "message": res.message,
                     "http_status": res.http_status}
-        if res.outcome == "failed" and missing_object(res.message):
+        if res.outcome == "failed" and missing_object(res.raw_message or res.message):
             return None, {"message": f"{res.message} (the source is not on Fritz yet); will retry"}
         if res.outcome != "unknown":
             self._made(ctx, body, res.request_id, res.status)

@@ -24,6 +24,7 @@ from bot.skyportal.transport import (
     RETRY_STATUSES,
     RateLimiter,
     Transport,
+    raw_error_text,
 )
 
 __all__ = [
@@ -125,6 +126,7 @@ class FollowupResult:
     message: str | None
     response: dict | None
     http_status: int | None = None
+    raw_message: str | None = field(default=None, repr=False, compare=False)  # unmasked, to interpret only
 
 
 # ------------------------------------------------------------------------------------------------
@@ -355,8 +357,8 @@ class SkyPortalClient:
             gl = [_as_id("group id", g) for g in group_ids]
             if gl:
                 body["group_ids"] = gl
-        data = self.transport.request(
-            "POST", f"/api/sources/{_obj_path(obj_id)}/comments", body=body, retry=True
+        data = self.transport.request(  # unmasked: only its id and whether it was merged are returned
+            "POST", f"/api/sources/{_obj_path(obj_id)}/comments", body=body, retry=True, unmasked=True
         )
         if not isinstance(data, dict) or "comment_id" not in data:
             raise SkyPortalError(200, f"no comment_id in answer: {data!r}", "POST", f"/api/sources/{obj_id}/comments")
@@ -401,7 +403,7 @@ class SkyPortalClient:
         try:
             res = self.transport.request("POST", base, body=body, retry=True)
         except SkyPortalError as e:
-            if e.status == 400 and "already exists" in e.message.lower():
+            if e.status == 400 and e.says("already exists"):
                 again = _find_annotation(self.annotations(obj_id), origin)
                 if again is not None:
                     return put(again)
@@ -435,7 +437,7 @@ class SkyPortalClient:
                 return int(annotation_id), False
             res = self.transport.request("POST", base, body=body, retry=True)
         except SkyPortalError as e:
-            exists = annotation_id is None and e.status == 400 and "already exists" in e.message.lower()
+            exists = annotation_id is None and e.status == 400 and e.says("already exists")
             if not exists and not (annotation_id is not None and e.status in (400, 403, 404)):
                 raise
             before = _find_annotation(self.annotations(obj_id), origin)
@@ -493,20 +495,21 @@ class SkyPortalClient:
             return FollowupResult("unknown", None, None, msg, None, None)
         env = self.transport.scrub(r.envelope) if r.envelope is not None else None
         if r.status == 200 and env is not None and env.get("status") == "success":
-            data = env.get("data") if isinstance(env.get("data"), dict) else {}
-            if data.get("ignored") is True:
+            raw = r.envelope.get("data") if isinstance(r.envelope.get("data"), dict) else {}  # read unmasked
+            data = env.get("data") if isinstance(env.get("data"), dict) else {}  # returned masked
+            if raw.get("ignored") is True:
                 return FollowupResult("ignored", None, None, data.get("message"), env, 200)
-            rid = data.get("id")
+            rid = raw.get("id")
             rid = int(rid) if isinstance(rid, int) and not isinstance(rid, bool) else None
             rstatus = data.get("request_status")
             rstatus = None if rstatus is None else str(rstatus)
-            if rstatus is not None and "rejected" in rstatus.lower():
+            if "rejected" in str(raw.get("request_status") or "").lower():
                 return FollowupResult("rejected", rid, rstatus, rstatus, env, 200)
             return FollowupResult("posted", rid, rstatus, None, env, 200)
-        msg = self.transport.error_text(r)
+        msg, raw_msg = self.transport.error_text(r), raw_error_text(r)
         if r.status in RETRY_STATUSES or r.status >= 500 or env is None:
-            return FollowupResult("unknown", None, None, msg, env, r.status)
-        return FollowupResult("failed", None, None, msg, env, r.status)
+            return FollowupResult("unknown", None, None, msg, env, r.status, raw_msg)
+        return FollowupResult("failed", None, None, msg, env, r.status, raw_msg)
 
     def update_followup(
         self,

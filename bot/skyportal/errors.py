@@ -13,7 +13,10 @@ class SkyPortalError(Exception):
     transient: True for timeouts/connection errors and the statuses of `bot.retry.TRANSIENT_HTTP_STATUSES`
     (worth trying again later; the transport retries exactly these); False otherwise (a permanent
     refusal: fix the request, the token or the configuration).
-    The message never contains the API token.
+    The message never contains the API token. `says(fragment)` reads the server's own words, before the
+    token was masked out of them (a short token can occur inside ordinary words: "Annotation already
+    exi<redacted>s"), so that the client recognises an answer whatever the token; that text never leaves
+    the process (not in str(), not pickled).
     """
 
     def __init__(
@@ -25,9 +28,11 @@ class SkyPortalError(Exception):
         *,
         transient: bool | None = None,
         data: object = None,
+        raw: str | None = None,
     ) -> None:
         self.status = status
         self.message = message
+        self._raw = raw
         self.method = method
         self.path = path
         if transient is None:
@@ -35,6 +40,10 @@ class SkyPortalError(Exception):
         self.transient = bool(transient)
         self.data = data
         super().__init__(str(self))
+
+    def says(self, fragment: str) -> bool:
+        """Whether the server's message (unmasked) contains `fragment`, ignoring case."""
+        return fragment.lower() in (self._raw if self._raw is not None else self.message).lower()
 
     def __str__(self) -> str:
         where = f"{self.method} {self.path}"

@@ -39,12 +39,21 @@ __all__ = [
     "RETRY_STATUSES",
     "RateLimiter",
     "Transport",
+    "raw_error_text",
 ]
 
 log = logging.getLogger(__name__)
 
 # one table for both (bot/retry.py): a status is retried exactly when it is transient
 RETRY_STATUSES = TRANSIENT_HTTP_STATUSES
+
+def raw_error_text(r: "_Response") -> str:
+    """The answer's error text as the server wrote it: to interpret, never to show (see error_text)."""
+    if r.envelope is not None:
+        msg = r.envelope.get("message")
+        return str(msg) if msg else f"status={r.envelope.get('status')!r}"
+    return _describe_non_json(r.status, r.text)
+
 
 # ------------------------------------------------------------------------------------------------
 # transport
@@ -172,12 +181,8 @@ class Transport:
         return _Response(status, envelope, raw, retry_after)
 
     def error_text(self, r: _Response) -> str:
-        if r.envelope is not None:
-            msg = r.envelope.get("message")
-            if msg:
-                return self.redact(msg)
-            return self.redact(f"status={r.envelope.get('status')!r}")
-        return self.redact(_describe_non_json(r.status, r.text))
+        """The answer's error text, the token masked (what may leave the process)."""
+        return self.redact(raw_error_text(r))
 
     def request(
         self,
@@ -187,8 +192,11 @@ class Transport:
         params: Mapping | None = None,
         body: Any = None,
         retry: bool,
+        unmasked: bool = False,
     ) -> Any:
-        """Send with retries (if ``retry``) and return the envelope's ``data``; raise SkyPortalError."""
+        """Send with retries (if ``retry``) and return the envelope's ``data`` (the token masked out of it;
+        ``unmasked``: as the server sent it, for a caller that only reads it and returns none of its text);
+        raise SkyPortalError."""
         attempts = 1 + (self.max_retries if retry else 0)
 
         def once() -> Any:
@@ -201,13 +209,14 @@ class Transport:
             if failure is not None:
                 raise failure
             if r.status == 200 and r.envelope is not None and r.envelope.get("status") == "success":
-                return self.scrub(r.envelope.get("data"))
+                data = r.envelope.get("data")
+                return data if unmasked else self.scrub(data)
             if r.status == 200 and r.envelope is None:  # a 200 that is not JSON: a proxy page, not SkyPortal
                 raise SkyPortalError(200, self.error_text(r), method, path, transient=True)
-            msg = self.error_text(r)
+            msg, raw = self.error_text(r), raw_error_text(r)
             if r.status == 401:
                 msg = f"the SkyPortal token was refused or lacks an ACL (HTTP 401): {msg}"
-            err = SkyPortalError(r.status, msg, method, path, data=self.scrub(r.envelope))
+            err = SkyPortalError(r.status, msg, method, path, data=self.scrub(r.envelope), raw=raw)
             if r.status in RETRY_AFTER_STATUSES and r.retry_after is not None:
                 err.retry_after = min(r.retry_after, self.max_retry_after_s)
             raise err
