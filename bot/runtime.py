@@ -19,7 +19,8 @@ from typing import Callable, Sequence
 
 from bot.actions import Actor
 from bot.actions.followup import allocations
-from bot.actions.notify import Webhook, service_name, webhook_envs
+from bot.actions.notify import service_name, webhook_envs
+from bot.webhook import Webhook
 from bot.actions.save import save_groups
 from bot.config import Config, ConfigError, secret
 from bot.core.policies import Policy, build_policies
