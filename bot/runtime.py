@@ -18,10 +18,7 @@ from datetime import datetime
 from typing import Callable, Sequence
 
 from bot.actions import Actor
-from bot.actions.followup import allocations
-from bot.actions.notify import service_name, webhook_envs
-from bot.webhook import Webhook
-from bot.actions.save import save_groups
+from bot.actions.registry import KINDS
 from bot.config import Config, ConfigError, secret
 from bot.core.policies import Policy, build_policies
 from bot.journal import Journal
@@ -128,8 +125,12 @@ def skyportal_client(cfg: Config, policies: Sequence[Policy],
     except ValueError as exc:
         key = "skyportal.url" if "url" in str(exc) else FRITZ_CREDENTIALS
         raise ConfigError(f"{key}: {exc}") from None
+    needs: dict[str, list] = {}
+    for kind in KINDS.values():  # what each kind needs of Fritz: its groups, its allocations
+        for key, values in kind.checks(policies).items():
+            needs[key] = sorted(set(needs.get(key, [])) | set(values))
     try:
-        client.check(save_groups(policies), allocations(policies))
+        client.check(needs.get("groups", []), needs.get("allocations", []))
     except ValueError as exc:
         client.close()
         raise ConfigError(f"skyportal ({s.url}): {exc}") from None
@@ -216,27 +217,12 @@ def lock_journal(cfg: Config):
                           f"{exc.strerror or exc}") from None
 
 
-def webhooks(cfg: Config, policies: Sequence[Policy], env=None) -> dict[str, Webhook]:
-    """The chat webhooks the policies notify, their secret URLs read from the environment.
-
-    Live mode needs each one; dry-run sends nothing, so a missing variable is only logged there."""
+def kind_services(cfg: Config, policies: Sequence[Policy], env=None) -> dict:
+    """The services the action kinds bring themselves (`ActionKind.open_services`: e.g. notify's webhooks)."""
     env = os.environ if env is None else env
-    out = {}
-    for name in webhook_envs(policies):
-        url = env.get(name)
-        where = next(f"policies.{i}.actions.notify.webhook_env" for i, p in enumerate(policies)
-                     if getattr(p.actions, "notify", None) and p.actions.notify.webhook_env == name)
-        if not url:
-            if cfg.mode == "live":
-                raise ConfigError(f"{where}: the environment variable {name} (the webhook URL) is not set")
-            log.info("%s: %s is not set; dry-run journals the messages and sends nothing", where, name)
-            continue
-        timeout = max(p.actions.notify.timeout_s for p in policies
-                      if getattr(p.actions, "notify", None) and p.actions.notify.webhook_env == name)
-        try:
-            out[service_name(name)] = Webhook(url, timeout)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: ${name}: {exc}") from None
+    out: dict = {}
+    for kind in KINDS.values():
+        out.update(kind.open_services(cfg, policies, env))
     return out
 
 
@@ -259,8 +245,8 @@ def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None
         skyportal = skyportal_client(cfg, policies, sleep)
         if skyportal is not None:
             closers.append(skyportal.close)
-        hooks = webhooks(cfg, policies)
-        closers.extend(h.close for h in hooks.values())
+        hooks = kind_services(cfg, policies)
+        closers.extend(h.close for h in hooks.values() if hasattr(h, "close"))
         scorer = scorer or build_scorer(cfg)
         if any(p.model_version != scorer.model_version for p in policies):  # not the manifest's model
             policies = configured_policies(cfg, [scorer.model_version])

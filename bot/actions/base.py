@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, ClassVar, Iterable, Mapping
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
@@ -37,12 +37,17 @@ class Context:
     services: Mapping[str, Any]
     mode: str
     now: Callable[[], datetime]
-    save_groups: list[int] = field(default_factory=list)  # every policy's save groups: comments/annotation go there
+    shared: Mapping[str, Any] = field(default_factory=dict)  # what kinds share (`ActionKind.shares`)
     links: Mapping[str, str] = field(default_factory=dict)  # e.g. {"skyportal": "https://fritz.science"}
     kinds: Mapping[str, "ActionKind"] = field(default_factory=dict)  # the registry, by journal name
     views: dict = field(default_factory=dict)  # obj_id -> (monotonic time, SourceView) read during this run
 
     VIEW_MAX_AGE_S: ClassVar[float] = 60.0
+
+    @property
+    def save_groups(self) -> list[int]:
+        """Every policy's save groups (shared by the save kind): where comments and the annotation go."""
+        return list(self.shared.get("save_groups") or [])
 
     def source_view(self, obj_id: str, *, read: bool = True):
         """What Fritz holds of `obj_id` (`SkyPortalClient.source_view`), read at most once per action run
@@ -87,6 +92,21 @@ class ActionKind:
     def services(self, policy: Policy) -> list[str]:
         """The services (names in `Context.services`) this kind needs for `policy` in live mode."""
         return [self.service] if self.service and self.enabled(policy) else []
+
+    # -- at start (the composition root asks every kind; it knows none) ---------------------------------
+    def checks(self, policies: Iterable[Policy]) -> dict[str, list]:
+        """What the kind's service must allow, verified at start: {"groups": [...]} and/or
+        {"allocations": [...]} for SkyPortal (`SkyPortalClient.check`)."""
+        return {}
+
+    def open_services(self, cfg: Any, policies: Sequence[Policy], env: Mapping[str, str]) -> dict[str, Any]:
+        """The services this kind brings itself (its own transports, e.g. a webhook), by name; each may
+        have a close(). Raises bot.config.ConfigError naming the key when one cannot be opened."""
+        return {}
+
+    def shares(self, policies: Iterable[Policy]) -> dict[str, Any]:
+        """What the other kinds may read in `Context.shared` (e.g. the save groups)."""
+        return {}
 
     # -- planning (inside the cycle's journal transaction) ---------------------------------------------
     def plan(self, ctx: Context, policy: Policy, decision: Decision, alert: Mapping) -> Iterable[tuple[str | None, dict]]:

@@ -24,7 +24,6 @@ from typing import Any, Callable, Iterable, Mapping
 
 from bot.actions.base import Context
 from bot.actions.registry import KINDS
-from bot.actions.save import save_groups
 from bot.core.policies import Decision, Policy
 from bot.journal import Journal
 
@@ -73,8 +72,10 @@ class Actor:
             if missing:
                 raise ValueError(f"live mode needs a client for {', '.join(missing)}")
         self.journal, self.mode = journal, mode
-        self.ctx = Context(journal, policies, services, mode, now, save_groups(policies.values()),
-                           dict(links or {}), self.kinds)
+        shared: dict[str, Any] = {}
+        for kind in self.kinds.values():
+            shared.update(kind.shares(policies.values()))
+        self.ctx = Context(journal, policies, services, mode, now, shared, dict(links or {}), self.kinds)
 
     @property
     def policies(self) -> Mapping[str, Policy]:

@@ -71,6 +71,9 @@ class Followup(ActionKind):
     config_type = FollowupAction | None
     order = 1
 
+    def checks(self, policies) -> dict[str, list]:
+        return {"allocations": allocations(policies)}
+
     def plan(self, ctx: Context, policy, decision, alert: Mapping):
         f = policy.actions.followup
         return [("followup", {

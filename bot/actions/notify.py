@@ -24,7 +24,7 @@ from pydantic import AliasChoices, Field
 from bot.actions.base import ActionKind, Context, KindConfig, Result
 from bot.actions.comment import DESCRIBED
 from bot.core.policies import score_text
-from bot.webhook import DOWN_FOR_S, Webhook, WebhookError  # noqa: F401  (the transport; re-exported)
+from bot.webhook import DOWN_FOR_S, Webhook, WebhookError  # noqa: F401  (DOWN_FOR_S re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,29 @@ class Notify(ActionKind):
     def services(self, policy) -> list[str]:
         cfg = self.enabled(policy)
         return [service_name(cfg.webhook_env)] if cfg else []
+
+    def open_services(self, cfg, policies, env) -> dict:
+        """The chat webhooks the policies notify, their secret URLs read from the environment. Live mode
+        needs each one; dry-run sends nothing, so a missing variable is only logged there."""
+        from bot.config import ConfigError
+
+        out = {}
+        for name in webhook_envs(policies):
+            url = env.get(name)
+            where = next(f"policies.{i}.actions.notify.webhook_env" for i, p in enumerate(policies)
+                         if getattr(p.actions, "notify", None) and p.actions.notify.webhook_env == name)
+            if not url:
+                if cfg.mode == "live":
+                    raise ConfigError(f"{where}: the environment variable {name} (the webhook URL) is not set")
+                log.info("%s: %s is not set; dry-run journals the messages and sends nothing", where, name)
+                continue
+            timeout = max(p.actions.notify.timeout_s for p in policies
+                          if getattr(p.actions, "notify", None) and p.actions.notify.webhook_env == name)
+            try:
+                out[service_name(name)] = Webhook(url, timeout)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: ${name}: {exc}") from None
+        return out
 
     def plan(self, ctx: Context, policy, decision, alert: Mapping):
         cfg = policy.actions.notify

@@ -29,6 +29,12 @@ class Save(ActionKind):
     config_type = SaveAction | None
     order = 0
 
+    def checks(self, policies) -> dict[str, list]:
+        return {"groups": save_groups(policies)}
+
+    def shares(self, policies) -> dict:
+        return {"save_groups": save_groups(policies)}
+
     def plan(self, ctx: Context, policy, decision, alert: Mapping):
         extra = alert.get("extra") or {}
         return [("save", {"obj_id": decision.objectId, "group_ids": policy.actions.save.group_ids,
