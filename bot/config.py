@@ -146,6 +146,12 @@ class PolicyConfig(_Strict):
     actions: PolicyActions = PolicyActions()
 
 
+class LimitsConfig(_Strict):
+    """The runaway guard (bot/actions/guard.py): live cycles that would write to Fritz for more sources write nothing."""
+
+    max_sources_per_cycle: int | None = Field(50, ge=1)  # null: no guard
+
+
 class DriftConfig(_Strict):
     """The drift monitor: the broker's own BTSbot score against ours, on every alert (evidence, never a decision)."""
 
@@ -161,6 +167,7 @@ class Config(_Strict):
     state: StateConfig = StateConfig()
     models: ModelsConfig = ModelsConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    limits: LimitsConfig = LimitsConfig()
     metrics: MetricsConfig = MetricsConfig()
     health: HealthConfig = HealthConfig()
     drift: DriftConfig = DriftConfig()

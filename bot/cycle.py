@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from bot.actions import ActionReport
+from bot.actions.guard import GuardState
 from bot.core.drift import Drift, broker_score, differing_inputs, over_tolerance
 from bot.core.policies import evaluate
 from bot.fp32_scores import fp32_for_acted_on, fp32_positions
@@ -44,6 +45,7 @@ class CycleReport:
     n_chunks: int = 0  # chunks committed
     drift: list[float] = field(default_factory=list)  # |ours - broker's| of each alert both scored
     drifted: list[Drift] = field(default_factory=list)  # those over drift.tolerance
+    guard: GuardState | None = None  # the runaway guard's verdict on this cycle's actions
 
     def lines(self) -> list[str]:
         out = [f"window jd [{self.window[0]:.5f}, {self.window[1]:.5f}): {self.n_found} alerts passed the "
@@ -56,6 +58,8 @@ class CycleReport:
                 for d in self.decisions]
         out += [f"  action: {a.action} ({a.policy}) {a.objectId}: {a.outcome or 'pending'}"
                 + (f" - {a.detail}" if a.detail else "") for a in self.actions]
+        if self.guard is not None and self.guard.line():
+            out.append(f"  {self.guard.line()}")
         return out
 
     def counts(self) -> dict[str, int]:
@@ -121,6 +125,7 @@ def run_cycle(rt: Runtime, since_jd: float | None = None, until_jd: float | None
             break
     _plan_annotations(rt)
     report.actions = rt.actor.run_pending(stop=stop)
+    report.guard = rt.actor.guard
     report.seconds = time.perf_counter() - t0
     return report
 

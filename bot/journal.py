@@ -416,6 +416,13 @@ class Journal:
             return False
         return not ((mode or self.mode) == "live" and d.get("mode") == "dry-run")
 
+    def finished_actions(self, action: str, outcome: str, mode: str, since: datetime, until: datetime) -> list[dict]:
+        """The `action` rows of `mode` that finished with `outcome` in [since, until) (their `finished` time)."""
+        iso = [t.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z") for t in (since, until)]
+        rows = self._read(_ACTION_SELECT + " WHERE a.action = ? AND a.outcome = ? AND a.mode = ? AND a.finished >= ? "
+                          "AND a.finished < ? ORDER BY a.finished", (action, outcome, mode, *iso))
+        return [self._action(r) for r in rows]
+
     def decided_any(self, object_id: str) -> bool:
         """Whether any policy ever decided `object_id`."""
         return bool(self._read("SELECT 1 FROM decisions WHERE objectId = ? LIMIT 1", (object_id,)))

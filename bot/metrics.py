@@ -44,6 +44,9 @@ class Metrics:
                                buckets=DRIFT_BUCKETS, registry=r)
         self.drift_over = Counter("btsbot_score_drift_over_tolerance",
                                   "Alerts whose broker score differs from ours by more than drift.tolerance", registry=r)
+        self.guard = Gauge("btsbot_guard_tripped", "1 while the runaway guard holds every Fritz write "
+                           "(limits.max_sources_per_cycle; btsbot release-guard)", registry=r)
+        self.guard_tripped = False
         for result in ("ok", "failed"):
             self.cycles.labels(result)
         for status in ("polled", "new", "scored", "unscorable"):
@@ -71,6 +74,10 @@ class Metrics:
             self.drift.observe(diff)
         self.drift_over.inc(len(report.drifted))
         self.duration.observe(report.seconds)
+        guard = getattr(report, "guard", None)
+        with self._lock:
+            self.guard_tripped = bool(guard is not None and guard.tripped)
+        self.guard.set(1 if self.guard_tripped else 0)
         now = time.time()
         self.last_success.set(now)
         with self._lock:
@@ -88,12 +95,13 @@ class Metrics:
             failing = self.failed_in_a_row >= self.max_failed_cycles
             last = self.last_success_time
             body = {
-                "status": "failing" if failing else "ok", "mode": self.mode,
+                "status": "failing" if failing else ("guard tripped" if self.guard_tripped else "ok"), "mode": self.mode,
                 "last_success": (datetime.fromtimestamp(last, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
                                  if last is not None else None),
                 "pending_actions": self.pending_count, "failed_cycles_in_a_row": self.failed_in_a_row,
+                "guard_tripped": self.guard_tripped,
             }
-        return (503 if failing else 200), body
+        return (503 if failing or self.guard_tripped else 200), body
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

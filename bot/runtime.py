@@ -255,7 +255,7 @@ def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None
             close()
         raise
     actor = Actor(journal, policies, {"skyportal": skyportal, **hooks}, mode=cfg.mode, links={"skyportal": cfg.skyportal.url},
-                  **({"now": now} if now else {}))
+                  max_sources_per_run=cfg.limits.max_sources_per_cycle, **({"now": now} if now else {}))
     logging.getLogger("bot.runtime.banner").info(start_banner(cfg.mode, journal.mode_summary()))
     return Runtime(cfg, journal, poller, scorer, actor, broker, skyportal, policies, closers, stop)
 

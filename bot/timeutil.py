@@ -85,3 +85,20 @@ def check_window(since_jd: float | None, until_jd: float | None, now_jd: float |
             raise ValueError(f"{name} {jd_to_datetime(jd):%Y-%m-%d %H:%M} UTC is in the future")
     if since_jd is not None and until_jd is not None and not since_jd < until_jd:
         raise ValueError(f"--since ({since_jd:.5f}) must be before --until ({until_jd:.5f})")
+
+
+PALOMAR_TZ = "America/Los_Angeles"
+
+
+def palomar_night(at: datetime) -> tuple[datetime, datetime]:
+    """[start, end) of the Palomar night `at` falls in: local noon to the next local noon (UTC datetimes)."""
+    from datetime import time as dtime
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(PALOMAR_TZ)
+    local = at.astimezone(tz)
+    day = local.date() if local.hour >= 12 else local.date() - timedelta(days=1)
+    start = datetime.combine(day, dtime(12), tz)
+    end = datetime.combine(day + timedelta(days=1), dtime(12), tz)
+    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)

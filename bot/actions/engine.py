@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
 from bot.actions.base import Context
+from bot.actions.guard import GuardState, check as guard_check
 from bot.actions.registry import KINDS
 from bot.core.policies import Decision, Policy
 from bot.journal import Journal
@@ -60,7 +61,7 @@ class Actor:
 
     def __init__(self, journal: Journal, policies: Iterable[Policy], services: Mapping[str, Any] | None = None, *,
                  mode: str = "dry-run", now: Callable[[], datetime] = _now, links: Mapping[str, str] | None = None,
-                 kinds: Mapping | None = None):
+                 kinds: Mapping | None = None, max_sources_per_run: int | None = None):
         if mode not in ("dry-run", "live"):
             raise ValueError(f"mode must be dry-run or live, not {mode!r}")
         self.kinds = dict(KINDS if kinds is None else kinds)
@@ -72,6 +73,8 @@ class Actor:
             if missing:
                 raise ValueError(f"live mode needs a client for {', '.join(missing)}")
         self.journal, self.mode = journal, mode
+        self.max_sources_per_run = max_sources_per_run
+        self.guard: GuardState | None = None  # the runaway guard's verdict on the last run_pending
         shared: dict[str, Any] = {}
         for kind in self.kinds.values():
             shared.update(kind.shares(policies.values()))
@@ -122,6 +125,15 @@ class Actor:
         reports: list[ActionReport] = []
         self.ctx.views.clear()  # what Fritz holds is read again by each run
         pending = sorted(self.journal.unfinished_actions(self.mode), key=self._sort_key)
+        self.guard = guard_check(self.journal, pending, self.kinds, self.max_sources_per_run, self.mode,
+                                 self.ctx.now().isoformat(timespec="seconds"))
+        if self.guard.tripped:
+            log.error("%s", self.guard.line())
+            return reports
+        if self.mode != "live" and self.max_sources_per_run is not None and \
+                self.guard.sources > self.max_sources_per_run:
+            log.warning("%d sources would be written to Fritz: in live this run would trip the guard "
+                        "(limits.max_sources_per_cycle %d)", self.guard.sources, self.max_sources_per_run)
         for phase in sorted({self._sort_key(a)[0] for a in pending}):
             if not self._run_phase([a for a in pending if self._sort_key(a)[0] == phase], reports, stop):
                 break

@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 from bot.actions.base import ActionKind, Context, KindConfig, Result
 from bot.core.followup_rules import followup_body, plan_followup
 from bot.facilities.sedm import sedm_payload
+from bot.timeutil import palomar_night
 
 _CHECK_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)  # the payload's shape does not depend on the date
 
@@ -28,6 +29,9 @@ class FollowupAction(KindConfig):
     validity_days: float = Field(7.0, gt=0)
     ignore_source_group_ids: list[int] = []
     target_group_ids: list[int] = []
+    # live only: requests the bot may submit on this allocation per Palomar night (noon to noon local),
+    # counted from the journal; past it a trigger is journaled `over_budget` and never sent for that decision
+    max_per_night: int | None = Field(None, ge=0)
 
     @field_validator("payload")
     @classmethod
@@ -134,6 +138,9 @@ class Followup(ActionKind):
             client.update_followup(rid, r["obj_id"], r["allocation_id"], plan.update_payload)
             ctx.views.pop(r["obj_id"], None)  # its requests changed: read them again if needed
             return "updated", {"reason": plan.reason, "request_id": rid, "payload": plan.update_payload}
+        over = self._over_budget(ctx, action, now)
+        if over is not None:
+            return "over_budget", over
         body = self._body(r, now)
         ctx.journal.mark_sending(action["id"], {"body": body})  # before the POST: a restart can recognise it
         res = client.submit_followup(body)
@@ -151,6 +158,26 @@ class Followup(ActionKind):
             return "posted", response | {"request_id": (again.request or {}).get("id"),
                                          "message": f"confirmed by listing after an unclear answer ({res.message})"}
         return None, {"message": f"outcome unknown ({res.message}); not in the listing, will re-plan next cycle"}
+
+    @staticmethod
+    def _over_budget(ctx: Context, action: Mapping, now: datetime) -> dict | None:
+        """With `max_per_night` set, the requests already posted on this allocation this Palomar night; a
+        response when the budget is spent (None: send)."""
+        policy = ctx.policies.get(action["policy"])
+        cfg = getattr(policy.actions, "followup", None) if policy is not None and policy.actions is not None else None
+        budget = getattr(cfg, "max_per_night", None)
+        if budget is None or ctx.mode != "live":
+            return None
+        allocation = action["request"]["allocation_id"]
+        start, end = palomar_night(now)
+        posted = [a for a in ctx.journal.finished_actions("followup", "posted", "live", start, end)
+                  if (a.get("request") or {}).get("allocation_id") == allocation]
+        if len(posted) < budget:
+            return None
+        return {"message": f"over budget: {len(posted)} of max_per_night {budget} requests already posted on "
+                           f"allocation {allocation} this Palomar night ({start:%Y-%m-%d %H:%M} - {end:%H:%M} UTC); "
+                           "not sent, and never sent later for this decision",
+                "posted_tonight": len(posted), "max_per_night": budget, "allocation_id": allocation}
 
     def describe(self, action: Mapping) -> str:
         outcome, resp = action.get("outcome"), action.get("response") or {}

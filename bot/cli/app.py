@@ -12,7 +12,7 @@ from bot.cli.common import EXIT_CODES, EXIT_FAILED, EXIT_LOCKED, EXIT_MODEL, EXI
 
 def build_parser() -> argparse.ArgumentParser:
     from bot.backtest.cli import register as register_backtest
-    from bot.cli import demo, journal, models, run, score
+    from bot.cli import demo, guard, journal, models, run, score
     from bot.report.cli import register as register_report
     from bot.report.explain import register as register_explain
     from bot.sim_cli import register as register_sim  # argparse only: the stand-ins load when `sim` runs
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.register(sub)
     run.register(sub)
     journal.register(sub)
+    guard.register(sub)
     register_backtest(sub)
     register_report(sub)
     register_explain(sub)

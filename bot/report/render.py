@@ -49,13 +49,19 @@ def _score_counts(night: Night) -> list[tuple[str, int]]:
     return out
 
 
+def _over_budget(night: Night) -> list[dict]:
+    """The night's follow-ups that the budget held (`actions.followup.max_per_night`)."""
+    return [a for s in night.acted for d in s.decisions for a in d["actions"] if a.get("outcome") == "over_budget"]
+
+
 def text(night: Night) -> str:
     lo, hi = night.window
     n_scored = sum(a["score"] is not None for a in night.alerts)
     lines = [f"btsbot night report, {utc_minute(lo)} - {utc_minute(hi)}",
              f"{len(night.alerts)} alerts ({n_scored} scored, {len(night.alerts) - n_scored} unscorable) of "
              f"{len({a['objectId'] for a in night.alerts})} sources; {len(night.acted)} sources acted on, "
-             f"{len(night.near_misses)} near misses, {len(night.errors)} errors, {len(night.pending)} pending actions",
+             f"{len(night.near_misses)} near misses, {len(night.errors)} errors, {len(night.pending)} pending actions"
+             + (f", {len(over)} follow-ups over budget (not sent)" if (over := _over_budget(night)) else ""),
              "", "Saved or triggered:"]
     for s in night.acted:
         lines.append(f"  {s.objectId}  {night.link(s.objectId)}")
