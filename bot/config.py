@@ -100,7 +100,8 @@ class StateConfig(_Strict):
 
 class ModelsConfig(_Strict):
     cache_dir: str | None = None
-    backend: Literal["onnx", "onnx-int8", "tensorflow"] = "onnx"
+    # auto: int8 where the CPU has VNNI, fp32 otherwise (bot/scoring/cpu.py); decisions identical either way
+    backend: Literal["auto", "onnx", "onnx-int8", "tensorflow"] = "auto"
     batch_size: int = Field(64, ge=1)
     threads: int = Field(0, ge=0)
     drb_source: Literal["braai", "alert"] = "braai"

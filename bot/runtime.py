@@ -256,7 +256,8 @@ def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None
         raise
     actor = Actor(journal, policies, {"skyportal": skyportal, **hooks}, mode=cfg.mode, links={"skyportal": cfg.skyportal.url},
                   max_sources_per_run=cfg.limits.max_sources_per_cycle, **({"now": now} if now else {}))
-    logging.getLogger("bot.runtime.banner").info(start_banner(cfg.mode, journal.mode_summary()))
+    models = (f"; models: {scorer.backend} ({scorer.backend_reason})" if getattr(scorer, "backend", None) else "")
+    logging.getLogger("bot.runtime.banner").info(start_banner(cfg.mode, journal.mode_summary()) + models)
     return Runtime(cfg, journal, poller, scorer, actor, broker, skyportal, policies, closers, stop)
 
 

@@ -45,7 +45,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     bt.add_argument("--cache-dir", metavar="DIR", help="model cache (default: models.cache_dir, $BTSBOT_CACHE_DIR)")
     bt.add_argument("--score-cache", metavar="FILE", help="score cache (default: scores.sqlite in the cache dir)")
     bt.add_argument("--no-score-cache", action="store_true", help="score everything, cache nothing")
-    bt.add_argument("--backend", choices=("onnx", "tensorflow"), help="default: models.backend")
+    bt.add_argument("--backend", choices=("auto", "onnx", "tensorflow"),
+                    help="default: models.backend (auto scores in fp32 here: scores are cached and compared)")
     bt.add_argument("--drb-source", choices=("braai", "alert"), help="default: models.drb_source")
     bt.add_argument("--batch-size", type=int, help="alerts per model call (default: models.batch_size)")
     bt.set_defaults(func=cmd_backtest)

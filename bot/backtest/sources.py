@@ -52,7 +52,7 @@ class ScorerSpec:
 
         drb = drb_source or cfg.models.drb_source
         return cls(get_artifact("models", "btsbot").version, drb,
-                   lambda: build_scorer(cfg, backend, cache_dir, drb, batch_size))
+                   lambda: build_scorer(cfg, backend, cache_dir, drb, batch_size, for_scores=True))  # cached scores: fp32
 
     @property
     def scorer(self):

@@ -51,7 +51,12 @@ def cmd_models_convert(args) -> int:
 def cmd_models_status(args) -> int:
     from bot.artifacts import ArtifactError, installed_path, load_manifest
 
-    cache = _cache(args, _load_config(args))
+    from bot.scoring.cpu import VNNI_FLAGS, cpu_flags
+    from bot.scoring.int8 import int8_installed
+    from bot.scoring.scorer import resolve_backend
+
+    cfg = _load_config(args)
+    cache = _cache(args, cfg)
     missing = 0
     for group in ("models", "example_data"):
         for art in load_manifest(group):
@@ -60,4 +65,9 @@ def cmd_models_status(args) -> int:
             except ArtifactError as exc:
                 missing += 1
                 print(f"missing  {exc}")
+    print(f"{'ok' if int8_installed(cache) else 'missing':<8} int8 model (btsbot models convert builds it)")
+    flags = cpu_flags()
+    marks = " ".join(f"{f}={'yes' if f in flags else 'no'}" for f in ("avx2", "avx512f", *VNNI_FLAGS))
+    chosen, why = resolve_backend(cfg.models.backend, cache)
+    print(f"backend  models.backend {cfg.models.backend} -> {chosen} for run/demo: {why} (CPU: {marks})")
     return EXIT_OK if not missing else EXIT_FAILED

@@ -17,7 +17,8 @@ def register(sub) -> None:
     common(score)
     score.add_argument("alerts", nargs="+", metavar="ALERTS", help=".avro files and/or directories (searched recursively)")
     score.add_argument("--format", choices=("csv", "json"), default="csv", help="csv (default) or json (JSON lines)")
-    score.add_argument("--backend", choices=("onnx", "onnx-int8", "tensorflow"), help="default: models.backend (onnx)")
+    score.add_argument("--backend", choices=("auto", "onnx", "onnx-int8", "tensorflow"),
+                       help="default: models.backend; auto is the fp32 model here (exact scores), onnx-int8 for speed")
     score.add_argument("--drb-source", choices=("braai", "alert"), help="default: models.drb_source (braai)")
     score.add_argument("--batch-size", type=int, help="alerts per model call (default: models.batch_size)")
     score.add_argument("--chunk", type=int, default=128, help="files read ahead while the previous chunk is scored (bounds memory)")
@@ -47,7 +48,7 @@ def cmd_score(args) -> int:
     files = list(find_alert_files(args.alerts))
     if not files:
         return EXIT_FAILED
-    scorer = build_scorer(cfg, args.backend, args.cache_dir, args.drb_source, args.batch_size)
+    scorer = build_scorer(cfg, args.backend, args.cache_dir, args.drb_source, args.batch_size, for_scores=True)
     out = open(args.output, "w", newline="") if args.output else sys.stdout
     counts = Counter()
     try:

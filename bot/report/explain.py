@@ -161,7 +161,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     ex.add_argument("--cache-dir", metavar="DIR", help="model cache (default: models.cache_dir, $BTSBOT_CACHE_DIR)")
     ex.add_argument("--score-cache", metavar="FILE", help="score cache (default: scores.sqlite in the cache dir)")
     ex.add_argument("--no-score-cache", action="store_true", help="score everything, cache nothing")
-    ex.add_argument("--backend", choices=("onnx", "tensorflow"), help="default: models.backend")
+    ex.add_argument("--backend", choices=("auto", "onnx", "tensorflow"),
+                    help="default: models.backend (auto scores in fp32 here: scores are cached and compared)")
     ex.add_argument("--drb-source", choices=("braai", "alert"), help="default: models.drb_source")
     ex.add_argument("--batch-size", type=int, help="alerts per model call (default: models.batch_size)")
     ex.set_defaults(func=cmd_explain)

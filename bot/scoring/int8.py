@@ -43,6 +43,15 @@ def _expected_meta(cache: Path) -> dict:
             "calibration": {c.name: c.sha256 for c in calib}}
 
 
+def int8_installed(cache: Path) -> bool:
+    """Whether check_int8 would find the int8 model (for `models.backend: auto`)."""
+    try:
+        check_int8(cache)
+    except ArtifactError:
+        return False
+    return True
+
+
 def check_int8(cache: Path) -> Path:
     """The int8 model's path if it was built from the installed fp32 model; raises ArtifactError."""
     art = get_artifact("models", "btsbot")

@@ -8,6 +8,8 @@ Every alert gets a result; one that cannot be scored gets `status = "unscorable:
 
 from __future__ import annotations
 
+import logging
+
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -18,6 +20,8 @@ from bot.core.triplets import make_triplets
 
 DRB_SOURCES = ("braai", "alert")
 
+
+log = logging.getLogger(__name__)
 
 @dataclass
 class ScoreResult:
@@ -212,14 +216,30 @@ class Scorer:
 
 
 def build_scorer(cfg, backend: str | None = None, cache_dir=None, drb_source: str | None = None,
-                 batch_size: int | None = None) -> Scorer:
-    """The scorer the configuration describes (`models.*`), the arguments overriding it."""
+                 batch_size: int | None = None, for_scores: bool = False) -> Scorer:
+    """The scorer the configuration describes (`models.*`), the arguments overriding it; `models.backend:
+    auto` is resolved here (`bot.scoring.cpu`; `for_scores`: the `btsbot score` command's rule)."""
     from bot.artifacts import cache_root, get_artifact
     from bot.scoring.backends import load_backends
 
     cache = cache_root(cache_dir or cfg.models.cache_dir)
-    loaded = load_backends(backend or cfg.models.backend, cache, threads=cfg.models.threads)
+    chosen, why = resolve_backend(backend or cfg.models.backend, cache, for_scores)
+    log.info("models: %s (%s)", chosen, why)
+    loaded = load_backends(chosen, cache, threads=cfg.models.threads)
     model, braai, fp32 = loaded if len(loaded) == 3 else (*loaded, None)
-    return Scorer(model, braai, batch_size=batch_size or cfg.models.batch_size,
-                  drb_source=drb_source or cfg.models.drb_source, model_version=get_artifact("models", "btsbot").version,
-                  fp32_model=fp32, guard=cfg.models.int8_guard, thresholds=[p.min_score for p in cfg.policies])
+    scorer = Scorer(model, braai, batch_size=batch_size or cfg.models.batch_size,
+                    drb_source=drb_source or cfg.models.drb_source, model_version=get_artifact("models", "btsbot").version,
+                    fp32_model=fp32, guard=cfg.models.int8_guard, thresholds=[p.min_score for p in cfg.policies])
+    scorer.backend, scorer.backend_reason = chosen, why
+    return scorer
+
+
+def resolve_backend(requested: str, cache, for_scores: bool = False) -> tuple[str, str]:
+    """(backend, why): `auto` chosen from the CPU flags and whether the int8 model is installed."""
+    from bot.scoring.cpu import choose_backend
+
+    if requested != "auto":
+        return choose_backend(requested)
+    from bot.scoring.int8 import int8_installed
+
+    return choose_backend("auto", int8_installed=int8_installed(cache), for_scores=for_scores)
