@@ -27,6 +27,7 @@ from bot.core.drift import Drift, broker_score, differing_inputs, over_tolerance
 from bot.core.policies import evaluate
 from bot.fp32_scores import fp32_for_acted_on, fp32_positions
 from bot.runtime import Runtime
+from bot.text import n
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,9 @@ class CycleReport:
     guard: GuardState | None = None  # the runaway guard's verdict on this cycle's actions
 
     def lines(self) -> list[str]:
-        out = [f"window jd [{self.window[0]:.5f}, {self.window[1]:.5f}): {self.n_found} alerts passed the "
+        out = [f"window jd [{self.window[0]:.5f}, {self.window[1]:.5f}): {n(self.n_found, 'alert')} passed the "
                f"pre-filter, {self.n_new} new, {self.n_scored} scored, {sum(self.unscorable.values())} unscorable "
-               f"({self.kowalski_requests} Kowalski requests, {self.n_chunks} chunk{'s' if self.n_chunks != 1 else ''}, "
-               f"{self.seconds:.1f} s)"]
+               f"({n(self.kowalski_requests, 'Kowalski request')}, {n(self.n_chunks, 'chunk')}, {self.seconds:.1f} s)"]
         out += [f"  unscorable: {n} x {why}" for why, n in self.unscorable.most_common(5)]
         out += [f"  broker score differs: {d.line()}" for d in self.drifted[:5]]
         out += [f"  decision: {d['policy']} selects {d['objectId']} at candid {d['candid']} (jd {d['jd']:.5f})"

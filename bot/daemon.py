@@ -145,9 +145,11 @@ def run_daemon(cfg: Config, rt: Runtime | None = None, stop: threading.Event | N
     if not wound_down:
         log.warning("the cycle did not wind down within %g s; exiting, its unfinished actions stay pending", grace_s)
         if hard_exit:
+            log.warning("stopped (the request in flight abandoned; it stays pending)")
             _exit_now()
         return 0
     rt.close()
+    log.warning("stopped")
     return 0
 
 

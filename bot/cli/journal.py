@@ -13,9 +13,11 @@ def register(sub) -> None:
     journal.add_argument("--journal", metavar="FILE", help="the journal to read (default: the config's state.path)")
     journal.add_argument("--object", metavar="ZTF...", help="one source (case-insensitive)")
     jd_window(journal)
-    journal.add_argument("--kind", choices=("all", "alerts", "decisions", "actions"), default="all")
+    journal.add_argument("--kind", choices=("all", "alerts", "decisions", "actions"), default="all",
+                         help="which rows (default all)")
     journal.add_argument("--limit", type=int, help="the most recent N rows")
-    journal.add_argument("--format", choices=("table", "json"), default="table")
+    journal.add_argument("--format", choices=("table", "json"), default="table",
+                         help="table (default) or json (JSON Lines, one row per line)")
     journal.set_defaults(func=cmd_journal)
 
 

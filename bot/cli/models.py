@@ -19,7 +19,7 @@ def register(sub) -> None:
     pull.set_defaults(func=cmd_models_pull)
     conv = msub.add_parser("convert", help="convert the installed models to ONNX (tf2onnx), cached beside them")
     common(conv)
-    conv.add_argument("--force", action="store_true")
+    conv.add_argument("--force", action="store_true", help="convert again even if the conversions are current")
     conv.set_defaults(func=cmd_models_convert)
     status = msub.add_parser("status", help="which artifacts are installed")
     common(status)

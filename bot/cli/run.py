@@ -59,7 +59,8 @@ def _run_once(rt, args, stop: threading.Event) -> int:
     if report is None:  # stopped before it started
         return EXIT_OK
     print(f"btsbot {rt.config.mode}: " + "\n".join(report.lines()))
-    summary_log.info(report.summary())
+    if getattr(args, "log_file", None) or getattr(args, "log_format", "text") == "json":
+        summary_log.info(report.summary())  # the log's one line per cycle (on a terminal, stdout just said it)
     pending = len(rt.journal.unfinished_actions())
     if stop.is_set():
         print(f"btsbot: stopped; {pending} actions left pending for the next run", file=sys.stderr)

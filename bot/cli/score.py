@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from bot.text import n
 from bot.cli.common import EXIT_FAILED, EXIT_OK, _load_config, common
 
 
@@ -68,7 +69,7 @@ def cmd_score(args) -> int:
     finally:
         if out is not sys.stdout:
             out.close()
-    print(f"btsbot score: {sum(counts.values())} alerts from {len(files)} files: {counts['ok']} ok, "
+    print(f"btsbot score: {n(sum(counts.values()), 'alert')} from {n(len(files), 'file')}: {counts['ok']} ok, "
           f"{counts['unscorable']} unscorable, {counts['unreadable']} unreadable", file=sys.stderr)
     return EXIT_FAILED if problems else EXIT_OK
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from bot import plotting
 from bot.core.policies import score_text
 from bot.report.night import Night
+from bot.text import n
 from bot.timeutil import jd_to_datetime
 
 SCORE_BINS = [i / 20 for i in range(21)]
@@ -58,10 +59,11 @@ def text(night: Night) -> str:
     lo, hi = night.window
     n_scored = sum(a["score"] is not None for a in night.alerts)
     lines = [f"btsbot night report, {utc_minute(lo)} - {utc_minute(hi)}",
-             f"{len(night.alerts)} alerts ({n_scored} scored, {len(night.alerts) - n_scored} unscorable) of "
-             f"{len({a['objectId'] for a in night.alerts})} sources; {len(night.acted)} sources acted on, "
-             f"{len(night.near_misses)} near misses, {len(night.errors)} errors, {len(night.pending)} pending actions"
-             + (f", {len(over)} follow-ups over budget (not sent)" if (over := _over_budget(night)) else ""),
+             f"{n(len(night.alerts), 'alert')} ({n_scored} scored, {len(night.alerts) - n_scored} unscorable) of "
+             f"{n(len({a['objectId'] for a in night.alerts}), 'source')}; {n(len(night.acted), 'source')} acted on, "
+             f"{n(len(night.near_misses), 'near miss', 'near misses')}, {n(len(night.errors), 'error')}, "
+             f"{n(len(night.pending), 'pending action')}"
+             + (f", {n(len(over), 'follow-up')} over budget (not sent)" if (over := _over_budget(night)) else ""),
              "", "Saved or triggered:"]
     for s in night.acted:
         lines.append(f"  {s.objectId}  {night.link(s.objectId)}")
@@ -78,7 +80,7 @@ def text(night: Night) -> str:
     if not night.near_misses:
         lines.append("  none")
     others = [s for s in night.not_selected if not s.near_miss]
-    lines += ["", f"Not selected ({len(others)} other sources):"]
+    lines += ["", f"Not selected ({n(len(others), 'other source')}):"]
     lines += [f"  {s.objectId}: {s.n_alerts} alerts, max score "
               f"{'-' if s.max_score is None else score_text(s.max_score)}; {s.reason_line()}" for s in others[:100]]
     if len(others) > 100:
