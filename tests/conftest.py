@@ -168,3 +168,14 @@ def example_runtimes(example_kowalski, skyportal, write_config):
     yield make
     for rt in opened:
         rt.close()
+
+
+@pytest.fixture(scope="session")
+def demo_journal(tmp_path_factory, model_cache, onnx_scorer):
+    """The journal of the demo night replayed until 2023-10-06 (SN 2023tyk saved and triggered, the CV not)."""
+    from bot.demo import run_demo
+
+    path = tmp_path_factory.mktemp("demo") / "journal.sqlite"
+    run_demo(model_cache, step_hours=1.0, until="2023-10-06", journal=str(path), out=lambda line: None,
+             scorer=onnx_scorer)
+    return path

@@ -17,16 +17,6 @@ from bot.core.reasons import explain, why_not
 
 
 @pytest.fixture(scope="module")
-def demo_journal(tmp_path_factory, model_cache, onnx_scorer):
-    from bot.demo import run_demo
-
-    path = tmp_path_factory.mktemp("explain") / "journal.sqlite"
-    run_demo(model_cache, step_hours=1.0, until="2023-10-06", journal=str(path), out=lambda line: None,
-             scorer=onnx_scorer)
-    return path
-
-
-@pytest.fixture(scope="module")
 def scored_real(alerts_dir, onnx_scorer):
     return from_files([str(alerts_dir)], ScorerSpec.of(onnx_scorer), None).alerts
 

@@ -6,16 +6,6 @@ from conftest import CV, SN
 from bot.cli import main
 
 
-@pytest.fixture(scope="module")
-def demo_journal(tmp_path_factory, model_cache, onnx_scorer):
-    from bot.demo import run_demo
-
-    path = tmp_path_factory.mktemp("demo") / "journal.sqlite"
-    run_demo(model_cache, step_hours=1.0, until="2023-10-06", journal=str(path), out=lambda line: None,
-             scorer=onnx_scorer)
-    return path
-
-
 @pytest.fixture
 def config(tmp_path, demo_journal):
     path = tmp_path / "config.yaml"

@@ -8,8 +8,6 @@ from pathlib import Path
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    from bot.cli.common import _jd_arg
-
     bt = subparsers.add_parser(
         "backtest", help="score an archive (or replay a journal) under trial policies, against labels",
         description="Which sources would these policies select, when, and with which completeness and purity? "
@@ -17,17 +15,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "Kowalski or BOOM, as the daemon polls it) or a journal (--journal); "
                     "scores are cached, so a second run or a sweep never rescores.")
     bt.add_argument("--config", metavar="FILE", help="the policies (and models, Kowalski, state.path) to use")
-    src = bt.add_mutually_exclusive_group()
-    src.add_argument("--alerts", nargs="+", metavar="PATH", help="avro packets (files or directories, recursively)")
-    src.add_argument("--broker", nargs="?", const="config", choices=("config", "kowalski", "boom"),
-                     metavar="kowalski|boom",
-                     help="poll the --since/--until window from the alert broker: the config's `source:` "
-                          "(default), or the one named")
-    src.add_argument("--kowalski", dest="broker", action="store_const", const="kowalski",
-                     help="the same as --broker kowalski (the old name)")
-    src.add_argument("--journal", metavar="FILE", help="the alerts a journal holds (default: the config's state.path)")
-    bt.add_argument("--since", type=_jd_arg, metavar="DATE|JD", help="from this date or JD")
-    bt.add_argument("--until", type=_jd_arg, metavar="DATE|JD", help="before this date or JD")
+    add_sample_arguments(bt)
     bt.add_argument("--labels", metavar="FILE", help="CSV: objectId,label[,saved_at,triggered_at] or the BTS "
                                                      "Sample Explorer export (ZTFID, type)")
     bt.add_argument("--positive-types", default=None, metavar="REGEX",
@@ -42,15 +30,33 @@ def register(subparsers) -> argparse.ArgumentParser:
     bt.add_argument("--format", choices=("table", "json", "csv"), default="table",
                     help="table (default); json: JSON Lines, one object per trial policy; csv: one row per trial")
     bt.add_argument("--report", metavar="DIR", help="also write DIR/index.html with PNG plots")
-    bt.add_argument("--cache-dir", metavar="DIR", help="model cache (default: models.cache_dir, $BTSBOT_CACHE_DIR)")
-    bt.add_argument("--score-cache", metavar="FILE", help="score cache (default: scores.sqlite in the cache dir)")
-    bt.add_argument("--no-score-cache", action="store_true", help="score everything, cache nothing")
-    bt.add_argument("--backend", choices=("auto", "onnx", "tensorflow"),
-                    help="default: models.backend (auto scores in fp32 here: scores are cached and compared)")
-    bt.add_argument("--drb-source", choices=("braai", "alert"), help="default: models.drb_source")
-    bt.add_argument("--batch-size", type=int, help="alerts per model call (default: models.batch_size)")
     bt.set_defaults(func=cmd_backtest)
     return bt
+
+
+def add_sample_arguments(parser) -> None:
+    """Where the alerts come from and how they are scored: what `backtest` and `explain` (and any command
+    over a sample, `load_sample`) take."""
+    from bot.cli.common import _jd_arg
+
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--alerts", nargs="+", metavar="PATH", help="avro packets (files or directories, recursively)")
+    src.add_argument("--broker", nargs="?", const="config", choices=("config", "kowalski", "boom"),
+                     metavar="kowalski|boom",
+                     help="poll the --since/--until window from the alert broker: the config's `source:` "
+                          "(default), or the one named")
+    src.add_argument("--kowalski", dest="broker", action="store_const", const="kowalski",
+                     help="the same as --broker kowalski (the old name)")
+    src.add_argument("--journal", metavar="FILE", help="the alerts a journal holds (default: the config's state.path)")
+    parser.add_argument("--since", type=_jd_arg, metavar="DATE|JD", help="from this date or JD")
+    parser.add_argument("--until", type=_jd_arg, metavar="DATE|JD", help="before this date or JD")
+    parser.add_argument("--cache-dir", metavar="DIR", help="model cache (default: models.cache_dir, $BTSBOT_CACHE_DIR)")
+    parser.add_argument("--score-cache", metavar="FILE", help="score cache (default: scores.sqlite in the cache dir)")
+    parser.add_argument("--no-score-cache", action="store_true", help="score everything, cache nothing")
+    parser.add_argument("--backend", choices=("auto", "onnx", "tensorflow"),
+                        help="default: models.backend (auto scores in fp32 here: scores are cached and compared)")
+    parser.add_argument("--drb-source", choices=("braai", "alert"), help="default: models.drb_source")
+    parser.add_argument("--batch-size", type=int, help="alerts per model call (default: models.batch_size)")
 
 
 def _note(msg: str) -> None:

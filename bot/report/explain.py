@@ -138,7 +138,7 @@ def _decision(d: dict | None) -> dict | None:
 # ---- command ---------------------------------------------------------------------------------------
 
 def register(subparsers) -> argparse.ArgumentParser:
-    from bot.cli.common import _jd_arg
+    from bot.backtest.cli import add_sample_arguments
 
     ex = subparsers.add_parser(
         "explain", help="why a source was (not) selected: its alerts and each policy, clause by clause",
@@ -148,23 +148,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "now from avro files (--alerts) or a window polled from the alert broker (--broker).")
     ex.add_argument("object", metavar="OBJECT", help="the source's objectId, e.g. ZTF23abhvlji (any case)")
     ex.add_argument("--config", metavar="FILE", help="the policies (and models, broker, state.path) to use")
-    src = ex.add_mutually_exclusive_group()
-    src.add_argument("--journal", metavar="FILE", help="the journal (default: the config's state.path)")
-    src.add_argument("--alerts", nargs="+", metavar="PATH", help="avro packets (files or directories, recursively)")
-    src.add_argument("--broker", nargs="?", const="config", choices=("config", "kowalski", "boom"),
-                     metavar="kowalski|boom", help="poll the --since/--until window from the alert broker")
-    src.add_argument("--kowalski", dest="broker", action="store_const", const="kowalski",
-                     help="the same as --broker kowalski")
-    ex.add_argument("--since", type=_jd_arg, metavar="DATE|JD", help="with --broker: the window's start")
-    ex.add_argument("--until", type=_jd_arg, metavar="DATE|JD", help="with --broker: the window's end")
+    add_sample_arguments(ex)
     ex.add_argument("--format", choices=("text", "json"), default="text")
-    ex.add_argument("--cache-dir", metavar="DIR", help="model cache (default: models.cache_dir, $BTSBOT_CACHE_DIR)")
-    ex.add_argument("--score-cache", metavar="FILE", help="score cache (default: scores.sqlite in the cache dir)")
-    ex.add_argument("--no-score-cache", action="store_true", help="score everything, cache nothing")
-    ex.add_argument("--backend", choices=("auto", "onnx", "tensorflow"),
-                    help="default: models.backend (auto scores in fp32 here: scores are cached and compared)")
-    ex.add_argument("--drb-source", choices=("braai", "alert"), help="default: models.drb_source")
-    ex.add_argument("--batch-size", type=int, help="alerts per model call (default: models.batch_size)")
     ex.set_defaults(func=cmd_explain)
     return ex
 
