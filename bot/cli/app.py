@@ -11,6 +11,7 @@ from bot.cli.common import EXIT_CODES, EXIT_FAILED, EXIT_LOCKED, EXIT_MODEL, EXI
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bot.backtest.check import register as register_check
     from bot.backtest.cli import register as register_backtest
     from bot.cli import demo, guard, journal, models, run, score
     from bot.report.cli import register as register_report
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     journal.register(sub)
     guard.register(sub)
     register_backtest(sub)
+    register_check(sub)
     register_report(sub)
     register_explain(sub)
     demo.register(sub)
