@@ -27,6 +27,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                     help="try KEY=v1,v2,... or KEY=start:stop:step (min_score, min_alerts, alert_mag_max, "
                          "peakmag_max); repeatable (product)")
     bt.add_argument("--baseline", action="store_true", help="sources each trial gains/loses vs the config's policies")
+    bt.add_argument("--compare", metavar="LAB.yaml",
+                    help="a second config (lab) whose policies run over the same alerts and scores as --config's "
+                         "(prod): per policy, the sources only one selects, decision-time changes, the metric changes")
     bt.add_argument("--format", choices=("table", "json", "csv"), default="table",
                     help="table (default); json: JSON Lines, one object per trial policy; csv: one row per trial")
     bt.add_argument("--report", metavar="DIR", help="also write DIR/index.html with PNG plots")
@@ -116,6 +119,14 @@ def cmd_backtest(args, spec=None) -> int:
         sample = load_sample(args, cfg, spec)
         reference = args.baseline or bool(args.sweeps)
         bt = run_backtest(sample, trials, labels, baseline_trials(base) if reference else None, compare=args.baseline)
+        diffs = None
+        if args.compare:
+            from bot.backtest.compare import compare_sets
+            from bot.config import load_config
+
+            lab = run_backtest(sample, baseline_trials(config_policies(load_config(args.compare))), labels)
+            prod = bt if not (args.sets or args.sweeps) else run_backtest(sample, baseline_trials(base), labels)
+            diffs = compare_sets(prod, lab)
     except (LabelError, BacktestError) as exc:
         return _die(str(exc), EXIT_FAILED)
     if args.format == "table":
@@ -124,6 +135,13 @@ def cmd_backtest(args, spec=None) -> int:
         for line in output.summary_lines(bt):  # what was excluded or unlabelled is never silent
             _note(line)
         (output.write_json if args.format == "json" else output.write_csv)(bt, sys.stdout)
+    if diffs is not None:
+        from bot.backtest import compare
+
+        if args.format == "json":
+            compare.write_json(bt, diffs, sys.stdout)
+        else:
+            compare.write_text(bt, diffs, sys.stdout if args.format == "table" else sys.stderr)
     if args.report:
         from bot.backtest.html import write_report
 
