@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-DPI = 72
+DPI = 80  # 10-inch figures: 800 px wide, as a report page shows them
 
 
 def _plt():
@@ -70,8 +70,8 @@ def source_history(path: Path, object_id: str, alerts: Sequence[Mapping], polici
     from bot.timeutil import jd_to_datetime
 
     plt = _plt()
-    fig, (ax_s, ax_m) = plt.subplots(2, 1, figsize=(6.4, 4.4), sharex=True)
-    fig.subplots_adjust(left=0.11, right=0.98, top=0.93, bottom=0.11, hspace=0.08)
+    fig, (ax_s, ax_m) = plt.subplots(2, 1, figsize=(10, 5.6), sharex=True)
+    fig.subplots_adjust(left=0.08, right=0.74, top=0.93, bottom=0.1, hspace=0.08)  # legends outside, right
     t0 = min((a["jd"] for a in alerts), default=0.0)
     t = [a["jd"] - t0 for a in alerts]
     scored = [(ti, a["score"]) for ti, a in zip(t, alerts) if a.get("score") is not None]
@@ -83,12 +83,13 @@ def source_history(path: Path, object_id: str, alerts: Sequence[Mapping], polici
     mags = [(ti, a["magpsf"]) for ti, a in zip(t, alerts) if a.get("magpsf") is not None]
     if mags:
         ax_m.plot(*zip(*mags), "o", ms=4, color="tab:green")
+    dashes = ("--", "-.", ":", (0, (5, 1, 1, 1)))  # policies sharing a threshold stay distinguishable
     for i, p in enumerate(policies):
-        style = dict(color=f"C{i + 3}", lw=1, ls="--")
+        style = dict(color=f"C{i + 3}", lw=1.2, ls=dashes[i % len(dashes)])
         ax_s.axhline(p.min_score, **style, label=f"{p.name} > {p.min_score:g}")
         ax_m.axhline(p.alert_mag_max, **style)
         if p.peakmag_max is not None:
-            ax_m.axhline(p.peakmag_max, color=f"C{i + 3}", lw=1, ls=":", label=f"{p.name} peak <= {p.peakmag_max:g}")
+            ax_m.axhline(p.peakmag_max, color=f"C{i + 3}", lw=1.2, ls=(0, (1, 2)), label=f"{p.name} peak <= {p.peakmag_max:g}")
     for i, (name, jd) in enumerate(sorted((fired or {}).items())):
         ax_s.axvline(jd - t0, color=f"C{i + 6}", lw=1.5, label=f"{name} fired")
     from matplotlib.ticker import MaxNLocator
@@ -101,16 +102,16 @@ def source_history(path: Path, object_id: str, alerts: Sequence[Mapping], polici
     ax_m.set_ylabel("magpsf")
     ax_m.invert_yaxis()
     ax_m.set_xlabel(f"days since {jd_to_datetime(t0):%Y-%m-%d %H:%M:%S} UTC (first alert)" if alerts else "days")
-    ax_s.set_title(title or object_id, fontsize=10)
-    ax_s.legend(fontsize=7, loc="lower left")
+    ax_s.set_title(title or object_id, fontsize=11)
+    ax_s.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     if ax_m.get_legend_handles_labels()[0]:
-        ax_m.legend(fontsize=7, loc="lower left")
+        ax_m.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return _save(fig, path)
 
 
 def histogram(path: Path, values: Iterable[float], bins, xlabel: str, title: str, vline: float | None = None) -> Path:
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 3.2), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(10, 4), constrained_layout=True)
     values = list(values)
     ax.hist(values, bins=bins, color="tab:blue", edgecolor="white")
     if vline is not None:
@@ -126,7 +127,7 @@ def curves(path: Path, series: Mapping[str, tuple[Sequence, Sequence]], xlabel: 
     """Lines y(x), one per series name (None values are gaps); xticks: category labels for x = 0, 1, ...;
     notes: per series, a text beside each point (e.g. the n a ratio rests on)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(10, 4.5), constrained_layout=True)
     for name, (x, y) in series.items():
         line, = ax.plot(x, [float("nan") if v is None else v for v in y], "o-", ms=3, label=name)
         for xi, yi, note in zip(x, y, (notes or {}).get(name, ())):
@@ -140,5 +141,5 @@ def curves(path: Path, series: Mapping[str, tuple[Sequence, Sequence]], xlabel: 
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     if series:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return _save(fig, path)

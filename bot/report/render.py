@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 from bot import plotting
@@ -97,59 +96,72 @@ def text(night: Night) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _summary(night: Night) -> dict:
+    acts = [a for s in night.acted for d in s.decisions for a in d["actions"]]
+    scored = [a for a in night.alerts if a["score"] is not None]
+    counting = {a["candid"] for p in night.policies for a in scored if p.counts(a)}
+    funnel = (f"{n(len(night.alerts), 'alert')} seen, {len(scored)} scored, {len(counting)} counting for a policy, "
+              f"{n(len({s.objectId for s in night.acted}), 'source')} acted on")
+    return {"saved": sum(a["action"] == "save" and a.get("outcome") == "saved" for a in acts),
+            "triggered": sum(a["action"] == "followup" and a.get("outcome") == "posted" for a in acts),
+            "near_misses": len(night.near_misses), "errors": len(night.errors), "pending": len(night.pending),
+            "over_budget": len(_over_budget(night)), "funnel": funnel}
+
+
+def page_context(night: Night, out: Path) -> dict:
+    """What the night page shows (`templates/night.html.j2`), as plain strings and numbers."""
+    lo, hi = night.window
+    others = [s for s in night.not_selected if not s.near_miss]
+    return {
+        "window": f"{utc_minute(lo)} - {utc_minute(hi)}",
+        "mode_note": "Palomar night, noon to noon local time; times in UTC",
+        "summary": _summary(night),
+        "acted": [{"objectId": s.objectId, "link": night.link(s.objectId), "image": f"source_{s.objectId}.png",
+                   "decisions": [{"fired": _fired(d), "actions": [_action_line(a) for a in d["actions"]],
+                                  "elsewhere": d.get("elsewhere") or []} for d in s.decisions]}
+                  for s in night.acted],
+        "near_misses": [{"objectId": s.objectId, "link": night.link(s.objectId), "n_alerts": s.n_alerts,
+                         "max_score": score_text(s.max_score) if s.max_score is not None else "-",
+                         "verdicts": list(s.verdicts.items())} for s in night.near_misses],
+        "not_selected": [{"objectId": s.objectId, "n_alerts": s.n_alerts,
+                          "max_score": "-" if s.max_score is None else score_text(s.max_score),
+                          "reason": s.reason_line()} for s in others[:500]],
+        "more_not_selected": max(0, len(others) - 500),
+        "problems": ([f"error: {a['objectId']} {_action_line(a)}" for a in night.errors]
+                     + [f"unscorable: {k} x {why}" for why, k in night.unscorable.most_common()]
+                     + [f"pending: {a['objectId']} {_action_line(a)}" for a in night.pending]),
+        "drift_line": night.drift.line(),
+        "drift": [{"objectId": d.objectId, "candid": d.candid, "ours": score_text(d.ours),
+                   "broker": f"{score_text(d.broker)} {d.source}" + (f" ({d.broker_model})" if d.broker_model else ""),
+                   "diff": f"{d.diff:.3f}", "inputs": list(d.inputs),
+                   "none": "-" if d.diff <= night.drift.tolerance else "no known input difference applies"}
+                  for d in night.drift.largest],
+    }
+
+
 def write_html(night: Night, out_dir: str | Path) -> Path:
+    """DIR/index.html (templates/night.html.j2), DIR/style.css and the PNG plots beside it: works offline."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    e = html.escape
-    lo, hi = night.window
-    body = [f"<h1>btsbot night report</h1><p>{e(utc_minute(lo))} - {e(utc_minute(hi))}</p>",
-            f"<pre>{e(text(night).split(chr(10) + chr(10))[0])}</pre>", "<h2>Saved or triggered</h2>"]
     plotting.source_histories([(out / f"source_{s.objectId}.png", s.objectId, s.alerts, night.policies,
                                 {d["policy"]: d["jd"] for d in s.decisions if d["jd"] is not None})
                                for s in night.acted])
-    for s in night.acted:
-        name = f"source_{s.objectId}.png"
-        body.append(f'<h3><a href="{e(night.link(s.objectId))}">{e(s.objectId)}</a></h3><ul>')
-        for d in s.decisions:
-            body.append(f"<li>{e(_fired(d))}<ul>" + "".join(f"<li>{e(_action_line(a))}</li>" for a in d["actions"])
-                        + "".join(f"<li><i>{e(line)}</i></li>" for line in d.get("elsewhere") or []) + "</ul></li>")
-        body.append(f'</ul><img src="{e(name)}" alt="{e(s.objectId)} scores and magnitudes">')
-    if not night.acted:
-        body.append("<p>None.</p>")
-    body.append("<h2>Near misses</h2><table><tr><th>source</th><th>alerts</th><th>max score</th><th>why not</th></tr>")
-    for s in night.near_misses:
-        why = "<br>".join(e(f"{p}: {v}") for p, v in s.verdicts.items())
-        body.append(f'<tr><td><a href="{e(night.link(s.objectId))}">{e(s.objectId)}</a></td><td>{s.n_alerts}</td>'
-                    f"<td>{score_text(s.max_score)}</td><td>{why}</td></tr>")
-    body.append("</table><h2>Not selected</h2><table><tr><th>source</th><th>alerts</th><th>max score</th>"
-                "<th>why not</th></tr>")
-    for s in night.not_selected:
-        if not s.near_miss:
-            score = "-" if s.max_score is None else score_text(s.max_score)
-            body.append(f"<tr><td>{e(s.objectId)}</td><td>{s.n_alerts}</td><td>{score}</td><td>{e(s.reason_line())}</td></tr>")
-    body.append("</table><h2>Errors and pending actions</h2><ul>")
-    body += [f"<li>error: {e(a['objectId'])} {e(_action_line(a))}</li>" for a in night.errors]
-    body += [f"<li>unscorable: {n} x {e(why)}</li>" for why, n in night.unscorable.most_common()]
-    body += [f"<li>pending: {e(a['objectId'])} {e(_action_line(a))}</li>" for a in night.pending]
-    body.append(f"</ul><h2>Broker scores</h2><p>The broker's own BTSbot score against ours (evidence, never a "
-                f"decision): {e(night.drift.line())}.</p>")
-    if night.drift.largest:
-        body.append("<table><tr><th>source</th><th>candid</th><th>ours</th><th>broker's</th><th>|diff|</th>"
-                    "<th>inputs the broker computes differently</th></tr>")
-        for d in night.drift.largest:
-            model = f" ({d.broker_model})" if d.broker_model else ""
-            why = "<br>".join(e(x) for x in d.inputs) or ("-" if d.diff <= night.drift.tolerance else
-                                                           "no known input difference applies")
-            body.append(f"<tr><td>{e(d.objectId)}</td><td>{d.candid}</td><td>{d.ours:.3f}</td>"
-                        f"<td>{d.broker:.3f} {e(d.source + model)}</td><td>{d.diff:.3f}</td><td>{why}</td></tr>")
-        body.append("</table>")
-    body.append("<h2>Score distribution</h2>")
     scores = [a["score"] for a in night.alerts if a["score"] is not None]
     threshold = min((p.min_score for p in night.policies), default=None)
     plotting.histogram(out / "scores.png", scores, SCORE_BINS, "BTSbot score", "scores of the night", threshold)
-    body.append('<img src="scores.png" alt="score distribution">')
-    (out / "index.html").write_text("<!doctype html><html><head><meta charset='utf-8'><title>btsbot night report</title>"
-                                    "<style>body{font-family:sans-serif} table{border-collapse:collapse}"
-                                    "td,th{border:1px solid #ccc;padding:2px 6px}</style></head><body>"
-                                    + "\n".join(body) + "</body></html>\n")
+    page = render_page("night.html.j2", page_context(night, out), out)
+    return page
+
+
+def render_page(template: str, context: dict, out: Path) -> Path:
+    """Render a template of bot/report/templates into out/index.html, with the stylesheet beside it."""
+    from importlib import resources
+
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    folder = resources.files("bot.report") / "templates"
+    env = Environment(loader=FileSystemLoader(str(folder)), autoescape=select_autoescape(["html", "j2"]),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    (out / "style.css").write_text((folder / "style.css").read_text())
+    (out / "index.html").write_text(env.get_template(template).render(**context))
     return out / "index.html"

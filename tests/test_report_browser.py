@@ -1,0 +1,50 @@
+"""The night report in a real browser (Debian's headless Chromium, 1280 px wide): every image loads,
+nothing scrolls sideways, and the page names what it must for the demo night -- SN 2023tyk's save and SEDM
+request, the CV as not selected and why. Skipped, saying so, where Chromium is not installed (.ci/run
+installs it)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from conftest import CV, SN
+
+from bot.cli import main
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Debian's chromium and chromium-driver are not "
+                                "installed (apt-get install chromium chromium-driver; .ci/run does)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_the_night_report_reads_in_a_browser(browser, demo_journal, tmp_path):
+    out = tmp_path / "night"
+    assert main(["report", "--journal", str(demo_journal), "--night", "2023-10-04", "--out", str(out)]) == 0
+    browser.get((out / "index.html").as_uri())
+    images = browser.execute_script("return [...document.images].map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])")
+    assert len(images) == 2 and all(done and width > 0 for _, done, width in images), images
+    scroll, width = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+    assert scroll <= width, f"the page scrolls sideways: {scroll} px in a {width} px window"
+    css = browser.execute_script("return getComputedStyle(document.querySelector('main')).maxWidth")
+    assert css == "1180px"  # the stylesheet beside the page was applied (offline, no CDN)
+    text = browser.find_element("tag name", "body").text
+    assert f"{SN}" in text and "save (bts_p1): saved" in text and "followup (bts_p2): posted, request" in text
+    not_selected = text.split("Not selected")[1].split("Errors and pending")[0]
+    assert CV in not_selected and "no counting alert (max score 0.001)" in not_selected
+    assert "1\nsaved" in text and "1\nSEDM triggered" in text
+    browser.save_screenshot(str(tmp_path / "night.png"))
+    assert (tmp_path / "night.png").stat().st_size > 10_000
