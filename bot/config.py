@@ -194,6 +194,22 @@ class Config(_Strict):
                 "use drb_source: braai (the re-run braai, what training used) with source: boom")
         return self
 
+    @model_validator(mode="after")
+    def _one_priority_order_per_allocation(self):
+        """Policies sharing a follow-up allocation share its priority order (Kowalski refuses conflicting
+        orders on one allocation): which request is the more urgent must not depend on the policy."""
+        orders: dict[int, tuple[int, str]] = {}
+        for i, p in enumerate(self.policies):
+            f = getattr(p.actions, "followup", None) if p.actions is not None else None
+            if f is None:
+                continue
+            first = orders.setdefault(f.allocation_id, (i, f.priority_order))
+            if first[1] != f.priority_order:
+                raise ValueError(
+                    f"policies.{i}.actions.followup.priority_order: {f.priority_order!r} on allocation "
+                    f"{f.allocation_id}, where policies.{first[0]} uses {first[1]!r}: one allocation has one order")
+        return self
+
     @property
     def journal_path(self) -> Path:
         p = Path(self.state.path).expanduser()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
 from pydantic import Field, field_validator
 
@@ -32,6 +32,10 @@ class FollowupAction(KindConfig):
     # live only: requests the bot may submit on this allocation per Palomar night (noon to noon local),
     # counted from the journal; past it a trigger is journaled `over_budget` and never sent for that decision
     max_per_night: int | None = Field(None, ge=0)
+    # which priority is the more urgent, as Kowalski's auto-follow-up says it: asc (the default): a higher
+    # number; desc: a lower one. Decides whether a submitted request's priority is raised. Policies sharing
+    # an allocation must agree (refused at start otherwise).
+    priority_order: Literal["asc", "desc"] = "asc"
 
     @field_validator("payload")
     @classmethod
@@ -83,7 +87,7 @@ class Followup(ActionKind):
         return [("followup", {
             "obj_id": decision.objectId, "allocation_id": f.allocation_id, "payload": f.payload,
             "validity_days": f.validity_days, "ignore_source_group_ids": f.ignore_source_group_ids,
-            "target_group_ids": f.target_group_ids})]
+            "target_group_ids": f.target_group_ids, "priority_order": f.priority_order})]
 
     def waiting_for(self, ctx: Context, action: Mapping) -> str | None:
         """A follow-up never outruns a save of its source (this decision's or another policy's): SkyPortal
@@ -104,7 +108,7 @@ class Followup(ActionKind):
     @staticmethod
     def _plan(client, r: Mapping, now: datetime):
         return plan_followup(client.followup_requests(r["obj_id"], r["allocation_id"]), r["allocation_id"],
-                             r["payload"], now)
+                             r["payload"], now, priority_order=r.get("priority_order", "asc"))
 
     @staticmethod
     def _listing(ctx: Context, client, r: Mapping) -> list[dict]:
@@ -130,7 +134,7 @@ class Followup(ActionKind):
             return "posted", {"request": action["attempt"]["body"], "request_id": own.get("id"),
                               "status": own.get("status"), "http_status": None,
                               "message": "own request recognised in the listing after a restart"}
-        plan = plan_followup(listing, r["allocation_id"], r["payload"], now)
+        plan = plan_followup(listing, r["allocation_id"], r["payload"], now, priority_order=r.get("priority_order", "asc"))
         if plan.action == "skip":
             return "skipped", {"reason": plan.reason, "request_id": (plan.request or {}).get("id")}
         if plan.action == "update":
