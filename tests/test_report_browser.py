@@ -35,7 +35,14 @@ def test_the_night_report_reads_in_a_browser(browser, demo_journal, tmp_path):
     out = tmp_path / "night"
     assert main(["report", "--journal", str(demo_journal), "--night", "2023-10-04", "--out", str(out)]) == 0
     browser.get((out / "index.html").as_uri())
-    images = browser.execute_script("return [...document.images].map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    script = "return [...document.images].map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])"
+    try:  # a loaded page may still be decoding its images on a busy machine: wait for them, then judge
+        WebDriverWait(browser, 20, poll_frequency=0.2).until(lambda d: all(done for _, done, _ in d.execute_script(script)))
+    except Exception:
+        pass
+    images = browser.execute_script(script)
     assert len(images) == 2 and all(done and width > 0 for _, done, width in images), images
     scroll, width = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
     assert scroll <= width, f"the page scrolls sideways: {scroll} px in a {width} px window"
