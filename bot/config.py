@@ -128,6 +128,16 @@ class MetricsConfig(_Strict):
 
 class HealthConfig(_Strict):
     max_failed_cycles: int = Field(3, ge=1)
+    # with schedule.hours_utc: no alert polled for this many hours inside the hours is a `quiet` event
+    quiet_hours: float | None = Field(None, gt=0)
+
+
+class NotifyConfig(_Strict):
+    """Operational events to a chat webhook (bot/ops.py), opt-in: each once per episode, and when it clears."""
+
+    webhook_env: str | None = None  # the environment variable holding the webhook URL (a secret)
+    events: list[Literal["failed_cycles", "guard", "budget", "pending", "quiet"]] = []
+    pending_hours: float = Field(1.0, gt=0)  # `pending`: an action pending for longer than this
 
 
 # Each action kind holds its config model (bot/actions/<kind>.py); `policies[].actions` has one key per
@@ -169,6 +179,7 @@ class Config(_Strict):
     models: ModelsConfig = ModelsConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     limits: LimitsConfig = LimitsConfig()
+    notify: NotifyConfig = NotifyConfig()
     metrics: MetricsConfig = MetricsConfig()
     health: HealthConfig = HealthConfig()
     drift: DriftConfig = DriftConfig()

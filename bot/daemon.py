@@ -64,8 +64,10 @@ class CycleJob:
     """What APScheduler calls: one cycle, logged as one line, counted in the metrics."""
 
     def __init__(self, rt: Runtime, stop: threading.Event, metrics=None, since_jd: float | None = None,
-                 now=lambda: datetime.now(timezone.utc)):
+                 now=lambda: datetime.now(timezone.utc), ops=None):
         self.rt, self.stop, self.metrics, self.since_jd, self.now = rt, stop, metrics, since_jd, now
+        self.ops = ops  # bot.ops.OpsMonitor: the operator's messages, or None
+        self.last_alert = now()  # when a cycle last polled an alert (the `quiet` event counts from here)
         self.idle = threading.Event()
         self.idle.set()
         self.failed_in_a_row = 0
@@ -88,6 +90,7 @@ class CycleJob:
             nxt = next_run(self.now(), sched.interval_minutes, sched.hours_utc)
             log.error("cycle failed: %s; next try at %s UTC", describe_failure(exc), f"{nxt:%H:%M}",
                       exc_info=verbose())
+            self._observe(None)
             return False
         finally:
             self.idle.set()
@@ -95,7 +98,59 @@ class CycleJob:
         summary_log.info(report.summary())
         if self.metrics:
             self.metrics.cycle_ok(report, pending=len(self.rt.journal.unfinished_actions()))
+        self._observe(report)
         return True
+
+    def _observe(self, report) -> None:
+        """The operational events after a cycle (`bot.ops`): metrics and, once per episode, a message."""
+        if self.ops is None and self.metrics is None:
+            return
+        from bot.actions.guard import TRIPPED
+        from bot.ops import conditions
+        from bot.timeutil import palomar_night
+
+        cfg, journal, now = self.rt.config, self.rt.journal, self.now()
+        if report is not None and report.n_found:
+            self.last_alert = now
+        start, end = palomar_night(now)
+        pending = journal.unfinished_actions()
+        oldest = min((_parse_utc(a["time"]) for a in pending), default=None)
+        found = conditions(
+            failed_in_a_row=self.failed_in_a_row, max_failed=cfg.health.max_failed_cycles,
+            guard_tripped=bool(journal.get_state(TRIPPED)),
+            over_budget_tonight=len(journal.finished_actions("followup", "over_budget", "live", start, end)),
+            oldest_pending=oldest, last_alert=self.last_alert, now=now, pending_hours=cfg.notify.pending_hours,
+            quiet_hours=cfg.health.quiet_hours, in_hours=cfg.schedule.hours_utc is not None and in_hours(now, cfg.schedule.hours_utc))
+        if self.metrics is not None:
+            self.metrics.set_ops(found)
+        if self.ops is not None:
+            self.ops.observe(found)
+
+
+def _parse_utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def ops_monitor(cfg: Config, journal, env=None):
+    """The operator's messages of `notify:` (None when no event is asked for); the webhook URL comes from
+    the environment variable `notify.webhook_env` (without it the messages are only logged)."""
+    import os
+
+    from bot.ops import OpsMonitor
+
+    n = cfg.notify
+    if not n.events:
+        return None
+    env = os.environ if env is None else env
+    send = None
+    if n.webhook_env and env.get(n.webhook_env):
+        from bot.webhook import Webhook
+
+        send = Webhook(env[n.webhook_env]).post
+    else:
+        log.warning("notify.events %s: no webhook (notify.webhook_env%s is not set): the events are only logged",
+                    ", ".join(n.events), f" {n.webhook_env}" if n.webhook_env else "")
+    return OpsMonitor(n.events, send, journal)
 
 
 def install_stop_handlers(stop: threading.Event) -> None:
@@ -124,7 +179,7 @@ def run_daemon(cfg: Config, rt: Runtime | None = None, stop: threading.Event | N
     metrics = Metrics(cfg.mode, cfg.health.max_failed_cycles)
     metrics.set_pending(len(rt.journal.unfinished_actions()))
     server = MetricsServer(metrics, cfg.metrics.host, cfg.metrics.port).start() if cfg.metrics.port is not None else None
-    job = CycleJob(rt, stop, metrics, since_jd)
+    job = CycleJob(rt, stop, metrics, since_jd, ops=ops_monitor(cfg, rt.journal))
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(job, "interval", minutes=cfg.schedule.interval_minutes, max_instances=1, coalesce=True,
                       next_run_time=datetime.now(timezone.utc), id="cycle")

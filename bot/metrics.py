@@ -47,6 +47,8 @@ class Metrics:
         self.guard = Gauge("btsbot_guard_tripped", "1 while the runaway guard holds every Fritz write "
                            "(limits.max_sources_per_cycle; btsbot release-guard)", registry=r)
         self.guard_tripped = False
+        self.ops = Gauge("btsbot_ops_event", "1 while an operational event holds (bot/ops.py: failed_cycles, guard, "
+                         "budget, pending, quiet)", ["event"], registry=r)
         for result in ("ok", "failed"):
             self.cycles.labels(result)
         for status in ("polled", "new", "scored", "unscorable"):
@@ -83,6 +85,11 @@ class Metrics:
         with self._lock:
             self.failed_in_a_row, self.last_success_time = 0, now
         self.set_pending(pending)
+
+    def set_ops(self, found) -> None:
+        """The operational events after a cycle (event -> phrase or None)."""
+        for event, what in found.items():
+            self.ops.labels(event).set(1 if what else 0)
 
     def cycle_failed(self, seconds: float) -> None:
         self.cycles.labels("failed").inc()
