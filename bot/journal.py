@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from bot.redaction import scrub, scrub_text as _scrub_text  # noqa: F401  (journal.scrub stays importable)
 
-SCHEMA_VERSION = 2  # 2: alerts.source, broker_score, broker_model (the alert source and its own BTSbot score)
+SCHEMA_VERSION = 2  # the tables below; older journals are brought here by MIGRATIONS, one numbered step each
 MODES = ("dry-run", "live")
 
 _SCHEMA = """
@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS alerts (
     extra          TEXT,               -- JSON
     time           TEXT NOT NULL,      -- first recorded
     updated        TEXT,               -- last re-recorded (NULL if never)
+    precision      TEXT,               -- which model precision scored it: 'fp32' | 'int8'
+    source         TEXT,               -- the alert broker it came from: 'kowalski' | 'boom'
+    broker_score   REAL,               -- the broker's own BTSbot score (evidence only)
+    broker_model   TEXT,               -- and its model version, where the broker records one
     UNIQUE (candid, model_version)
 );
 CREATE INDEX IF NOT EXISTS alerts_object ON alerts (objectId, jd);
@@ -66,6 +70,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     jd       REAL,
     evidence TEXT,                     -- JSON
     time     TEXT NOT NULL,
+    mode     TEXT,                     -- 'dry-run' | 'live': the mode of the run that made it
     UNIQUE (policy, objectId)
 );
 CREATE INDEX IF NOT EXISTS decisions_object ON decisions (objectId);
@@ -84,6 +89,8 @@ CREATE TABLE IF NOT EXISTS actions (
     attempts    INTEGER NOT NULL DEFAULT 1,
     time        TEXT NOT NULL,              -- started (journaled before sending)
     finished    TEXT,
+    attempt     TEXT,                       -- JSON: what was being sent, journaled just before sending
+    mode        TEXT,                       -- 'dry-run' | 'live': the mode that planned it (NULL: either)
     UNIQUE (decision_id, action, key)
 );
 CREATE INDEX IF NOT EXISTS actions_status ON actions (status);
@@ -96,9 +103,6 @@ CREATE TABLE IF NOT EXISTS state (
 
 _ALERT_REQUIRED = ("candid", "objectId", "jd", "model_version", "status")  # and score, which may be None
 _ALERT_OPTIONAL = ("magpsf", "peakmag_so_far", "age", "drb")
-# added after the first schema (see Journal._ensure_column): which model precision scored it; the alert
-# source it came from ('kowalski' | 'boom'); the broker's own BTSbot score and model version (evidence only)
-_ALERT_COLUMNS = {"precision": "TEXT", "source": "TEXT", "broker_score": "REAL", "broker_model": "TEXT"}
 
 _UPSERT_ALERT = """
 INSERT INTO alerts (candid, model_version, objectId, jd, score, status,
@@ -199,6 +203,8 @@ class Journal:
         self._migrate()
 
     def _migrate(self) -> None:
+        """Create the tables of a new journal at SCHEMA_VERSION, or bring an older one there step by step
+        (`MIGRATIONS`), recording the version reached; a newer journal is refused."""
         with self.transaction():
             c = self._conn
             has = c.execute("SELECT 1 FROM sqlite_master WHERE name='schema_version'").fetchone()
@@ -206,22 +212,13 @@ class Journal:
             if version is not None and version > SCHEMA_VERSION:
                 raise RuntimeError(f"journal {self.path} has schema version {version}; this btsbot "
                                    f"knows up to {SCHEMA_VERSION}: upgrade btsbot")
-            for stmt in _SCHEMA.split(";"):
+            existing = c.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='alerts'").fetchone()
+            start = version if version is not None else (1 if existing else SCHEMA_VERSION)
+            for stmt in _SCHEMA.split(";"):  # a table an older journal lacks is created as it is now
                 if stmt.strip():
                     c.execute(stmt)
-            # columns added since version 1 (idempotent; no version bump, see _ensure_column)
-            self._ensure_column("actions", "attempt", "TEXT")  # JSON: what was being sent, journaled just before
-            for column, decl in _ALERT_COLUMNS.items():
-                self._ensure_column("alerts", column, decl)
-            if self._ensure_column("actions", "mode", "TEXT"):  # 'dry-run' | 'live': the mode that planned it
-                c.execute("UPDATE actions SET mode = CASE WHEN outcome = 'dry-run' THEN 'dry-run' ELSE 'live' END "
-                          "WHERE status = 'done'")  # an old pending action: NULL, taken by whichever mode runs
-            if self._ensure_column("decisions", "mode", "TEXT"):  # the mode of the run that made it
-                c.execute("UPDATE decisions SET mode = CASE WHEN EXISTS (SELECT 1 FROM actions a WHERE "
-                          "a.decision_id = decisions.id AND a.mode = 'live') THEN 'live' WHEN EXISTS (SELECT 1 "
-                          "FROM actions a WHERE a.decision_id = decisions.id AND a.mode = 'dry-run') THEN "
-                          "'dry-run' END")
-            # future migrations: `if version < 2: ...` here, then record the new version
+            for step in range(start + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[step](self)
             if version is None or version < SCHEMA_VERSION:
                 c.execute("INSERT INTO schema_version VALUES (?, ?)", (SCHEMA_VERSION, self._now()))
 
@@ -592,3 +589,26 @@ class Journal:
             e.update(self._action(row))
         e["kind"] = kind[:-1]  # "alert", "decision", "action"
         return e
+
+
+# --- migrations: one numbered step from the version before it ---------------------------------------
+
+def _to_2(j: Journal) -> None:
+    """1 -> 2: the columns version-1 journals gained on open (actions.attempt, the modes, alerts.precision)
+    and those of the alert source and the broker's own score. Idempotent: a version-1 journal may hold
+    some of them already."""
+    c = j._conn
+    j._ensure_column("actions", "attempt", "TEXT")
+    for column, decl in (("precision", "TEXT"), ("source", "TEXT"), ("broker_score", "REAL"), ("broker_model", "TEXT")):
+        j._ensure_column("alerts", column, decl)
+    if j._ensure_column("actions", "mode", "TEXT"):  # a finished action's mode from its outcome
+        c.execute("UPDATE actions SET mode = CASE WHEN outcome = 'dry-run' THEN 'dry-run' ELSE 'live' END "
+                  "WHERE status = 'done'")  # an old pending action: NULL, taken by whichever mode runs
+    if j._ensure_column("decisions", "mode", "TEXT"):  # the mode of its actions
+        c.execute("UPDATE decisions SET mode = CASE WHEN EXISTS (SELECT 1 FROM actions a WHERE "
+                  "a.decision_id = decisions.id AND a.mode = 'live') THEN 'live' WHEN EXISTS (SELECT 1 "
+                  "FROM actions a WHERE a.decision_id = decisions.id AND a.mode = 'dry-run') THEN "
+                  "'dry-run' END")
+
+
+MIGRATIONS: dict[int, Callable[[Journal], None]] = {2: _to_2}

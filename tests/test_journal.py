@@ -378,8 +378,9 @@ def test_modes_are_recorded_and_old_rows_migrated(path):
         live, _ = j.record_decision("q", "ZTF1", 1, 2460000.5, {}, mode="live")
         j.finish_action(j.start_action(live, "save", {}, mode="live"), "saved")
         pending = j.start_action(live, "comment", {}, mode="live")
-        for table in ("actions", "decisions"):  # a journal written before modes were recorded
+        for table in ("actions", "decisions"):  # a journal written before modes were recorded (version 1)
             j._conn.execute(f"ALTER TABLE {table} DROP COLUMN mode")
+        j._conn.execute("UPDATE schema_version SET version = 1")
     with Journal(path, mode="live") as j:
         assert j.get_decision("p", "ZTF1")["mode"] == "dry-run" and j.get_decision("q", "ZTF1")["mode"] == "live"
         assert [a["mode"] for a in j.actions_for(did)] == ["dry-run"]
@@ -391,3 +392,46 @@ def test_modes_are_recorded_and_old_rows_migrated(path):
         assert j.decided("p", "ZTF1") and j.get_decision("p", "ZTF1")["candid"] == 2
         assert [a["key"] for a in j.actions_for(did)] == ["dry-run:"]
         assert j.start_action(did, "save", {}) != j.actions_for(did)[0]["id"]
+
+
+def test_a_version_1_journal_is_migrated_once_and_a_new_one_needs_no_step(path, tmp_path):
+    import sqlite3
+
+    from bot.journal import MIGRATIONS
+
+    v1 = tmp_path / "v1.sqlite"  # the tables as version 1 created them
+    con = sqlite3.connect(v1)
+    con.executescript("""
+        CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL);
+        INSERT INTO schema_version VALUES (1, '2025-01-01T00:00:00Z');
+        CREATE TABLE alerts (id INTEGER PRIMARY KEY, candid INTEGER NOT NULL, model_version TEXT NOT NULL,
+            objectId TEXT NOT NULL, jd REAL NOT NULL, score REAL, status TEXT NOT NULL, magpsf REAL,
+            peakmag_so_far REAL, age REAL, drb REAL, extra TEXT, time TEXT NOT NULL, updated TEXT,
+            UNIQUE (candid, model_version));
+        CREATE TABLE decisions (id INTEGER PRIMARY KEY, policy TEXT NOT NULL, objectId TEXT NOT NULL, candid INTEGER,
+            jd REAL, evidence TEXT, time TEXT NOT NULL, UNIQUE (policy, objectId));
+        CREATE TABLE actions (id INTEGER PRIMARY KEY, decision_id INTEGER NOT NULL REFERENCES decisions (id),
+            action TEXT NOT NULL, key TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, outcome TEXT, request TEXT,
+            response TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 1, time TEXT NOT NULL, finished TEXT,
+            UNIQUE (decision_id, action, key));
+        CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated TEXT NOT NULL);
+        INSERT INTO decisions VALUES (1, 'p', 'ZTF1', 1, 2460000.5, '{}', '2025-01-01T00:00:00Z');
+        INSERT INTO actions (id, decision_id, action, status, outcome, time) VALUES (1, 1, 'save', 'done', 'saved', 'x');
+    """)
+    con.close()
+    calls = []
+    step = MIGRATIONS[2]
+    MIGRATIONS[2] = lambda j: (calls.append(j.path), step(j))
+    try:
+        with Journal(v1) as j:
+            assert j.schema_version == 2 and j.get_decision("p", "ZTF1")["mode"] == "live"
+            j.record_alerts([alert(5, source="boom", broker_score=0.5, precision="fp32")])
+            assert j.alerts_for_object("ZTF24aaaaaaa")[0]["source"] == "boom"
+        with Journal(v1) as j:  # once: the version says it is done
+            assert j.schema_version == 2
+        with Journal(path) as j:  # a new journal is created as the tables are now: no step to run
+            cols = {r[1] for r in j._conn.execute("PRAGMA table_info(alerts)")}
+            assert {"precision", "source", "broker_score", "broker_model"} <= cols
+    finally:
+        MIGRATIONS[2] = step
+    assert calls == [str(v1)]
