@@ -1,0 +1,75 @@
+"""The journal's decisions: one row per (policy, objectId), with the mode of the run that made it."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Mapping
+
+from bot.journal.codec import _dumps, _float, _int, _loads
+from bot.redaction import scrub
+
+
+class DecisionsMixin:
+    def record_decision(self, policy: str, object_id: str, candid: Any, jd: float | None,
+                        evidence: Mapping[str, Any] | None = None, *, mode: str | None = None) -> tuple[int, bool]:
+        """Record that `policy` fired for `object_id`; once per (policy, objectId) and mode.
+
+        Returns (decision_id, created); a repeated call returns the existing id with created=False
+        and leaves the first decision untouched. A live decision for a source that only a dry-run
+        decided takes that decision over (shadow -> live): the row becomes live with the new alert and
+        evidence, and the dry-run's actions are kept under keys prefixed "dry-run:" so that the live
+        actions are planned afresh.
+        """
+        mode = mode or self.mode or "live"
+        with self.transaction():
+            cur = self._conn.execute(
+                "INSERT INTO decisions (policy, objectId, candid, jd, evidence, time, mode) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (policy, objectId) DO NOTHING",
+                (policy, object_id, None if candid is None else _int(candid), _float(jd),
+                 _dumps(scrub(evidence)), self._now(), mode))
+            created = cur.rowcount == 1
+            did, old_mode = self._conn.execute("SELECT id, mode FROM decisions WHERE policy = ? AND objectId = ?",
+                                               (policy, object_id)).fetchone()
+            if not created and mode == "live" and old_mode == "dry-run":
+                self._conn.execute("UPDATE decisions SET mode = 'live', candid = ?, jd = ?, evidence = ?, time = ? "
+                                   "WHERE id = ?", (None if candid is None else _int(candid), _float(jd),
+                                                    _dumps(scrub(evidence)), self._now(), did))
+                self._conn.execute("UPDATE actions SET key = 'dry-run:' || key WHERE decision_id = ? AND "
+                                   "(mode = 'dry-run' OR mode IS NULL)", (did,))
+                created = True
+        return did, created
+
+    def decided(self, policy: str, object_id: str, mode: str | None = None) -> bool:
+        """Whether `policy` already decided `object_id` for a bot in `mode`: a live bot never counts a
+        dry-run decision as done (it acts on the source at its next alert)."""
+        d = self.get_decision(policy, object_id)
+        if d is None:
+            return False
+        return not ((mode or self.mode) == "live" and d.get("mode") == "dry-run")
+
+    def decided_any(self, object_id: str) -> bool:
+        """Whether any policy ever decided `object_id`."""
+        return bool(self._read("SELECT 1 FROM decisions WHERE objectId = ? LIMIT 1", (object_id,)))
+
+    def mode_summary(self) -> dict:
+        """Decisions and actions per mode, for the start banner: {"decisions": {mode: n}, "actions": {mode: n},
+        "dry_run_only_sources": n} (sources decided only by dry-run, which a live bot acts on at their next alert)."""
+        with self._snapshot():
+            dec = dict(self._conn.execute("SELECT coalesce(mode, 'unknown'), count(*) FROM decisions GROUP BY 1"))
+            act = dict(self._conn.execute("SELECT coalesce(mode, 'unknown'), count(*) FROM actions GROUP BY 1"))
+            only = self._conn.execute("SELECT count(DISTINCT objectId) FROM decisions WHERE mode = 'dry-run'").fetchone()[0]
+        return {"decisions": dec, "actions": act, "dry_run_only_sources": only}
+
+    def get_decision(self, policy: str, object_id: str) -> dict | None:
+        rows = self._read("SELECT * FROM decisions WHERE policy = ? AND objectId = ?", (policy, object_id))
+        return self._decision(rows[0]) if rows else None
+
+    def get_decision_by_id(self, decision_id: int) -> dict | None:
+        rows = self._read("SELECT * FROM decisions WHERE id = ?", (decision_id,))
+        return self._decision(rows[0]) if rows else None
+
+    @staticmethod
+    def _decision(row: sqlite3.Row) -> dict:
+        d = dict(row)
+        d["evidence"] = _loads(d["evidence"])
+        return d
