@@ -1,7 +1,7 @@
 """Acting on the world: policy decisions -> journaled, idempotent actions (Fritz, chat).
 
 `engine.Actor` is the two-phase engine and its error policy; each action kind is one module (save,
-followup, comment, annotation, ...) registered in `registry`. See the README, "Acting on Fritz".
+followup, comment, annotation, ...) registered in `registry`. See docs/operating.md, "Acting on Fritz".
 """
 
 from bot.actions.engine import ActionReport, Actor

@@ -114,7 +114,7 @@ class _OnnxModel:
         opts.log_severity_level = 3
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads yield the CPU to the reader
         # no memory pattern: ORT would keep one block for all of a batch's activations at once, per session
-        # (~70 MB for BTSbot and ~30 MB for braai at batch 64; see README, Performance); the arena still reuses
+        # (~70 MB for BTSbot and ~30 MB for braai at batch 64; see docs/performance.md); the arena still reuses
         # its buffers, and the kernels, hence the scores, are the same
         opts.enable_mem_pattern = False
         opts.add_session_config_entry("session.use_env_allocators", "1")

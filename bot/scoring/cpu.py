@@ -1,7 +1,7 @@
 """`models.backend: auto`: int8 where the CPU makes it fast, fp32 otherwise -- read from the CPU flags.
 
 ONNX Runtime's int8 convolutions gain ~2x where the CPU has VNNI (AVX512-VNNI, or AVX-VNNI on client
-CPUs) and ~1.3x on AVX2 alone (README, Performance: both measured). Decisions are the same either way
+CPUs) and ~1.3x on AVX2 alone (docs/performance.md: both measured). Decisions are the same either way
 (the int8 path re-scores the guard band in fp32), so `auto` takes int8 exactly where it pays: a VNNI
 flag in /proc/cpuinfo, and the int8 model installed (`btsbot models pull` builds it). `btsbot score`
 prints scores, not decisions: there `auto` is the fp32 model as trained.
