@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from bot.actions import ActionReport
 from bot.actions.guard import GuardState
+from bot.core.evidence import lightcurve, thumbnails
 from bot.core.drift import Drift, broker_score, differing_inputs, over_tolerance
 from bot.core.policies import evaluate
 from bot.fp32_scores import fp32_for_acted_on, fp32_positions
@@ -140,7 +141,9 @@ def _chunk(rt: Runtime, batch, report: CycleReport) -> None:
     rows = [r for r in rows if r["candid"] is not None] + earlier
     with rt.journal.transaction():
         rt.journal.record_alerts(rows)
+        n_before = len(report.decisions)
         touched = _plan(rt, rows, report)
+        _keep_evidence(rt, batch, report.decisions[n_before:])
         if touched:
             owed = set(_owed(rt)) | set(touched)
             rt.journal.set_state(ANNOTATIONS_OWED, json.dumps(sorted(owed)))
@@ -151,6 +154,21 @@ def _chunk(rt: Runtime, batch, report: CycleReport) -> None:
     report.n_scored += sum(r.ok for r in results)
     report.unscorable.update(r.status for r in results if not r.ok)
     report.n_chunks += 1
+
+
+def _keep_evidence(rt: Runtime, batch, decisions: list[dict]) -> None:
+    """For each alert at which a policy fired in this chunk: its zscaled cutouts and the light curve the bot
+    had, kept in the journal (inside the chunk's transaction) so the night report needs no network."""
+    by_candid = {int(a["candid"]): a for a in batch.alerts if a.get("candid") is not None}
+    for candid in dict.fromkeys(int(d["candid"]) for d in decisions):
+        alert = by_candid.get(candid)
+        if alert is None or not isinstance(alert.get("candidate"), dict):
+            continue  # decided at an alert of an earlier chunk or run: nothing at hand to keep
+        try:
+            rt.journal.record_evidence(candid, alert["objectId"], thumbnails(alert),
+                                       lightcurve(alert["candidate"], batch.histories.get(alert["objectId"]) or []))
+        except (KeyError, TypeError, ValueError) as exc:  # evidence is for people: never lose a decision over it
+            log.warning("no review evidence kept for candid %s: %s", candid, exc)
 
 
 def _compare_broker(rt: Runtime, alerts, results, rows: list[dict], report: CycleReport) -> None:

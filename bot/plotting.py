@@ -143,3 +143,62 @@ def curves(path: Path, series: Mapping[str, tuple[Sequence, Sequence]], xlabel: 
     if series:
         ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return _save(fig, path)
+
+
+ZTF_COLOURS = {1: ("g", "#2ca02c"), 2: ("r", "#d62728"), 3: ("i", "#e6a100")}  # ZTF's usual filter colours
+
+
+def cutouts(path: Path, thumbs: Mapping[str, object], title: str = "") -> Path:
+    """The science, reference and difference cutouts side by side (zscaled 8-bit images, as scanners see them)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.8))
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.84, bottom=0.02, wspace=0.04)
+    for ax, (key, name) in zip(axes, (("cutoutScience", "science"), ("cutoutTemplate", "reference"),
+                                      ("cutoutDifference", "difference"))):
+        img = thumbs.get(key)
+        if img is None:
+            ax.text(0.5, 0.5, "not readable", ha="center", va="center", transform=ax.transAxes)
+        else:
+            ax.imshow(img, cmap="gray", origin="lower", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(name, fontsize=11)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=11, y=0.99)
+    return _save(fig, path)
+
+
+def lightcurve(path: Path, lc: Mapping, title: str = "") -> Path:
+    """Detections by filter with error bars, upper limits as open triangles, magnitude inverted; the alert
+    at which the policy fired is ringed. x: days from that alert."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 4))
+    fig.subplots_adjust(left=0.08, right=0.8, top=0.9, bottom=0.14)
+    t0 = float(lc.get("jd") or 0.0)
+    for fid, (band, colour) in ZTF_COLOURS.items():
+        det = [d for d in lc.get("detections", []) if d.get("fid") == fid]
+        pos = [d for d in det if not d.get("negative")]
+        neg = [d for d in det if d.get("negative")]
+        if pos:
+            ax.errorbar([d["jd"] - t0 for d in pos], [d["magpsf"] for d in pos],
+                        yerr=[d["sigmapsf"] or 0.0 for d in pos], fmt="o", ms=5, color=colour, capsize=2,
+                        label=f"ZTF {band}")
+        if neg:
+            ax.errorbar([d["jd"] - t0 for d in neg], [d["magpsf"] for d in neg],
+                        yerr=[d["sigmapsf"] or 0.0 for d in neg], fmt="o", ms=5, mfc="none", color=colour,
+                        capsize=2, label=f"ZTF {band} (negative subtraction)")
+        lim = [u for u in lc.get("upper_limits", []) if u.get("fid") == fid]
+        if lim:
+            ax.plot([u["jd"] - t0 for u in lim], [u["diffmaglim"] for u in lim], "v", ms=6, mfc="none",
+                    color=colour, alpha=0.6, label=f"ZTF {band} upper limit")
+    this = [d for d in lc.get("detections", []) if d.get("this")]
+    if this:
+        ax.plot([d["jd"] - t0 for d in this], [d["magpsf"] for d in this], "o", ms=13, mfc="none", mec="black",
+                mew=1.5, label="the alert where it fired")
+    ax.invert_yaxis()
+    ax.set_xlabel("days from the alert where the policy fired")
+    ax.set_ylabel("magnitude (AB)")
+    ax.set_title(title, fontsize=11)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    return _save(fig, path)

@@ -424,11 +424,11 @@ def test_a_version_1_journal_is_migrated_once_and_a_new_one_needs_no_step(path, 
     MIGRATIONS[2] = lambda j: (calls.append(j.path), step(j))
     try:
         with Journal(v1) as j:
-            assert j.schema_version == 2 and j.get_decision("p", "ZTF1")["mode"] == "live"
+            assert j.schema_version == SCHEMA_VERSION and j.get_decision("p", "ZTF1")["mode"] == "live"
             j.record_alerts([alert(5, source="boom", broker_score=0.5, precision="fp32")])
             assert j.alerts_for_object("ZTF24aaaaaaa")[0]["source"] == "boom"
         with Journal(v1) as j:  # once: the version says it is done
-            assert j.schema_version == 2
+            assert j.schema_version == SCHEMA_VERSION
         with Journal(path) as j:  # a new journal is created as the tables are now: no step to run
             cols = {r[1] for r in j._conn.execute("PRAGMA table_info(alerts)")}
             assert {"precision", "source", "broker_score", "broker_model"} <= cols

@@ -47,7 +47,7 @@ def test_html_report_with_real_pngs(capsys, config, tmp_path):
     assert "save (bts_p1): saved" in page and "followup (bts_p2): posted" in page
     assert f"<td>{CV}</td>" in page  # not selected
     pngs = sorted(out.glob("*.png"))
-    assert {p.name for p in pngs} == {f"source_{SN}.png", "scores.png"}
+    assert {p.name for p in pngs} == {f"source_{SN}.png", "scores.png", f"cutouts_{SN}.png", f"lightcurve_{SN}.png"}
     for p in pngs:
         img = matplotlib.image.imread(p)
         assert img.ndim == 3 and img.shape[0] > 100 and img.std() > 0  # a decoded image with content
@@ -90,3 +90,27 @@ def test_many_source_plots_on_every_core(tmp_path):
     paths = plotting.source_histories(jobs, workers=2)
     assert paths == [j[0] for j in jobs]
     assert all(matplotlib.image.imread(p).shape[0] > 100 for p in paths)
+
+
+def test_the_evidence_kept_at_decision_time(demo_journal, real_alerts):
+    """The cutouts (zscaled 8-bit) and the light curve the bot had at the alert where a policy fired."""
+    import numpy as np
+
+    from bot.core.evidence import lightcurve, thumbnails
+    from bot.core.features import packet_history
+    from bot.journal import Journal
+
+    with Journal(demo_journal) as journal:
+        d = journal.get_decision("bts_p2", SN)
+        e = journal.evidence(d["candid"])
+    assert all(e[k].dtype == np.uint8 and e[k].shape == (63, 63) and e[k].std() > 0
+               for k in ("cutoutScience", "cutoutTemplate", "cutoutDifference"))
+    lc = e["lightcurve"]
+    assert lc["jd"] == d["jd"] and [p["this"] for p in lc["detections"]][-1] is True
+    assert all(p["jd"] <= d["jd"] for p in lc["detections"] + lc["upper_limits"])  # nothing from the future
+    # on a real packet: upper limits from its history, and every detection once
+    alert = max(real_alerts, key=lambda a: len(a.get("prv_candidates") or []))
+    got = lightcurve(alert["candidate"], packet_history(alert))
+    assert got["upper_limits"] and len({(p["jd"], p["fid"]) for p in got["detections"]}) == len(got["detections"])
+    thumbs = thumbnails({**alert, "cutoutTemplate": {"stampData": b"not a gzip"}})
+    assert thumbs["cutoutTemplate"] is None and thumbs["cutoutScience"] is not None

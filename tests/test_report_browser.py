@@ -43,7 +43,8 @@ def test_the_night_report_reads_in_a_browser(browser, demo_journal, tmp_path):
     except Exception:
         pass
     images = browser.execute_script(script)
-    assert len(images) == 2 and all(done and width > 0 for _, done, width in images), images
+    assert len(images) == 4 and all(done and width > 0 for _, done, width in images), images
+    assert any(src.startswith('cutouts_') for src, _, _ in images) and any(src.startswith('lightcurve_') for src, _, _ in images)
     scroll, width = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
     assert scroll <= width, f"the page scrolls sideways: {scroll} px in a {width} px window"
     css = browser.execute_script("return getComputedStyle(document.querySelector('main')).maxWidth")

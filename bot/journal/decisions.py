@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
 from typing import Any, Mapping
+
+import numpy as np
 
 from bot.journal.codec import _dumps, _float, _int, _loads
 from bot.redaction import scrub
@@ -73,3 +76,32 @@ class DecisionsMixin:
         d = dict(row)
         d["evidence"] = _loads(d["evidence"])
         return d
+
+    def record_evidence(self, candid: int, object_id: str, thumbs: Mapping[str, Any], lightcurve: Mapping) -> None:
+        """What a reviewer sees at the alert where a policy fired (`bot.core.evidence`), once per candid."""
+        def blob(img):
+            if img is None:
+                return None
+            buf = io.BytesIO()
+            np.save(buf, np.asarray(img, dtype=np.uint8), allow_pickle=False)
+            return buf.getvalue()
+
+        with self.transaction():
+            self._conn.execute(
+                "INSERT OR IGNORE INTO evidence (candid, objectId, science, template, difference, lightcurve, time) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (_int(candid), str(object_id), blob(thumbs.get("cutoutScience")), blob(thumbs.get("cutoutTemplate")),
+                 blob(thumbs.get("cutoutDifference")), _dumps(lightcurve), self._now()))
+
+    def evidence(self, candid: int) -> dict | None:
+        """{"cutoutScience"|"cutoutTemplate"|"cutoutDifference": uint8 array or None, "lightcurve": dict}."""
+        rows = self._read("SELECT * FROM evidence WHERE candid = ?", (_int(candid),))
+        if not rows:
+            return None
+        r = rows[0]
+
+        def image(raw):
+            return None if raw is None else np.load(io.BytesIO(raw), allow_pickle=False)
+
+        return {"cutoutScience": image(r["science"]), "cutoutTemplate": image(r["template"]),
+                "cutoutDifference": image(r["difference"]), "lightcurve": _loads(r["lightcurve"]) or {}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-SCHEMA_VERSION = 2  # the tables below; older journals are brought here by MIGRATIONS, one numbered step each
+SCHEMA_VERSION = 3  # the tables below; older journals are brought here by MIGRATIONS, one numbered step each
 MODES = ("dry-run", "live")
 
 _SCHEMA = """
@@ -68,6 +68,16 @@ CREATE TABLE IF NOT EXISTS actions (
     UNIQUE (decision_id, action, key)
 );
 CREATE INDEX IF NOT EXISTS actions_status ON actions (status);
+CREATE TABLE IF NOT EXISTS evidence (
+    candid     INTEGER PRIMARY KEY,     -- the alert at which a policy fired
+    objectId   TEXT NOT NULL,
+    science    BLOB,                    -- zscaled 8-bit cutouts (numpy .npy bytes), NULL if unreadable
+    template   BLOB,
+    difference BLOB,
+    lightcurve TEXT,                    -- JSON: the detections and upper limits the bot had at that alert
+    time       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evidence_object ON evidence (objectId);
 CREATE TABLE IF NOT EXISTS state (
     key     TEXT PRIMARY KEY,
     value   TEXT NOT NULL,
@@ -96,4 +106,9 @@ def _to_2(j) -> None:
                   "'dry-run' END")
 
 
-MIGRATIONS: dict[int, Callable[[object], None]] = {2: _to_2}
+def _to_3(j) -> None:
+    """2 -> 3: the `evidence` table (cutouts and light curve kept at decision time for the night report);
+    created by the table definitions themselves, so there is nothing to convert."""
+
+
+MIGRATIONS: dict[int, Callable[[object], None]] = {2: _to_2, 3: _to_3}

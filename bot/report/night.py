@@ -36,6 +36,7 @@ class Acted:
     objectId: str
     alerts: list[dict]  # the source's alerts up to the end of the window, jd order
     decisions: list[dict]  # its decisions (every night), with their actions under "actions"
+    evidence: dict | None = None  # cutouts and light curve at its first decision's alert (`Journal.evidence`)
 
 
 @dataclass
@@ -99,7 +100,10 @@ def build_night(journal: Journal, policies: list[Policy], url: str, since_jd: fl
             d["actions"] = [a for a in acts if since_jd <= action_jd(a, d, jd_of) < until_jd]
             d["elsewhere"] = other_nights([a for a in acts if a not in d["actions"]], d, jd_of, since_jd)
         if oid in decided_now or any(d["actions"] for d in decisions):
-            acted.append(Acted(oid, history, sorted(decisions, key=lambda d: (d["jd"] or 0, d["policy"]))))
+            ordered = sorted(decisions, key=lambda d: (d["jd"] or 0, d["policy"]))
+            evidence = next((e for d in ordered if d.get("candid") is not None
+                             and (e := journal.evidence(d["candid"])) is not None), None)
+            acted.append(Acted(oid, history, ordered, evidence))
     ever_selected = {d["objectId"] for p in policies for d in _decided_objects(journal, p.name, by_object)}
     not_selected = []
     for oid, rows in sorted(by_object.items()):

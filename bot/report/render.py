@@ -117,6 +117,8 @@ def page_context(night: Night, out: Path) -> dict:
         "mode_note": "Palomar night, noon to noon local time; times in UTC",
         "summary": _summary(night),
         "acted": [{"objectId": s.objectId, "link": night.link(s.objectId), "image": f"source_{s.objectId}.png",
+                   "cutouts": f"cutouts_{s.objectId}.png" if s.evidence else None,
+                   "lightcurve": f"lightcurve_{s.objectId}.png" if s.evidence else None,
                    "decisions": [{"fired": _fired(d), "actions": [_action_line(a) for a in d["actions"]],
                                   "elsewhere": d.get("elsewhere") or []} for d in s.decisions]}
                   for s in night.acted],
@@ -146,6 +148,12 @@ def write_html(night: Night, out_dir: str | Path) -> Path:
     plotting.source_histories([(out / f"source_{s.objectId}.png", s.objectId, s.alerts, night.policies,
                                 {d["policy"]: d["jd"] for d in s.decisions if d["jd"] is not None})
                                for s in night.acted])
+    for s in night.acted:
+        if s.evidence:
+            fired = utc(s.evidence["lightcurve"].get("jd"))
+            plotting.cutouts(out / f"cutouts_{s.objectId}.png", s.evidence, f"{s.objectId} at {fired}")
+            plotting.lightcurve(out / f"lightcurve_{s.objectId}.png", s.evidence["lightcurve"],
+                                f"{s.objectId}: the light curve the bot had at {fired}")
     scores = [a["score"] for a in night.alerts if a["score"] is not None]
     threshold = min((p.min_score for p in night.policies), default=None)
     plotting.histogram(out / "scores.png", scores, SCORE_BINS, "BTSbot score", "scores of the night", threshold)
