@@ -8,7 +8,8 @@ model_version) and the decisions/actions the Actor journals (bot/actions.py: the
 decision and evidence; save, followup, comment and annotation actions with outcomes, a few failed and
 pending): `--acted` sources score high at 2+ alerts, a tenth of the others are near misses (one
 counting alert, or too faint), the rest score low. Times the command as a process (start included)
-with --out (HTML + one PNG per acted source + the score histogram) and with --format text.
+with --out (HTML + per acted source: its cutouts, light curve and score/magnitude plot; the score
+histogram) and with --format text. The cutouts kept at decision time are the real packets' (cycled).
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ def build_journal(path: Path, n_alerts: int, n_acted: int, n_sources: int, seed:
             a["peakmag_so_far"] = peak
         rows += alerts
         by_source[oid] = alerts
+    from bot.alert_files import iter_alert_files
+    from bot.core.evidence import thumbnails
+
+    packets = [a for f in iter_alert_files([REPO.parent / "shared" / "alerts" / "ztf"]) for a in f.alerts]
+    thumbs = [thumbnails(a) for a in packets]  # real cutouts, as the cycle keeps them at decision time
     with Journal(path, synchronous="OFF") as journal:
         journal.record_alerts(rows)
         n_pending = 0
@@ -69,6 +75,12 @@ def build_journal(path: Path, n_alerts: int, n_acted: int, n_sources: int, seed:
                 if d is None:
                     continue
                 did, _ = journal.record_decision(p.name, oid, d.candid, d.jd, d.evidence)
+                upto = [a for a in alerts if a["jd"] <= d.jd]
+                journal.record_evidence(d.candid, oid, thumbs[int(oid[5:].replace("a", "0")) % len(thumbs)], {
+                    "jd": d.jd, "upper_limits": [{"jd": upto[0]["jd"] - 2 - i, "fid": 1 + i % 2, "diffmaglim": 19.5 + 0.1 * i}
+                                                 for i in range(5)],
+                    "detections": [{"jd": a["jd"], "fid": 1 + k % 2, "magpsf": a["magpsf"], "sigmapsf": 0.05,
+                                    "negative": False, "this": a["candid"] == d.candid} for k, a in enumerate(upto)]})
                 main = "followup" if p.peakmag_max is not None else "save"
                 aid = journal.start_action(did, main, {"obj_id": oid}, key=main)
                 if n_pending < 2 and main == "followup":
