@@ -128,8 +128,13 @@ def curves(path: Path, series: Mapping[str, tuple[Sequence, Sequence]], xlabel: 
     notes: per series, a text beside each point (e.g. the n a ratio rests on)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(10, 4.5), constrained_layout=True)
-    for name, (x, y) in series.items():
-        line, = ax.plot(x, [float("nan") if v is None else v for v in y], "o-", ms=3, label=name)
+    markers, styles, drawn = ("o", "s", "^", "D", "v", "P"), ("-", "--", "-.", ":"), {}
+    for i, (name, (x, y)) in enumerate(series.items()):
+        key = (tuple(x), tuple(y))
+        label = name if key not in drawn else f"{name} (= {drawn[key]})"  # lines that coincide say so
+        drawn.setdefault(key, name)
+        line, = ax.plot(x, [float("nan") if v is None else v for v in y], marker=markers[i % len(markers)],
+                        ls=styles[i % len(styles)], ms=4 + 2 * (i % 2), mfc="none" if i % 2 else None, label=label)
         for xi, yi, note in zip(x, y, (notes or {}).get(name, ())):
             if yi is not None and note not in (None, ""):
                 ax.annotate(str(note), (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=6,

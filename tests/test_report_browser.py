@@ -56,3 +56,25 @@ def test_the_night_report_reads_in_a_browser(browser, demo_journal, tmp_path):
     assert "1\nsaved" in text and "1\nSEDM triggered" in text
     browser.save_screenshot(str(tmp_path / "night.png"))
     assert (tmp_path / "night.png").stat().st_size > 10_000
+
+
+def test_the_backtest_report_reads_in_a_browser(browser, demo_journal, tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"objectId,label,saved_at\n{SN},1,2023-10-05T12:00:00Z\n{CV},0,\n")
+    out = tmp_path / "bt"
+    assert main(["backtest", "--journal", str(demo_journal), "--labels", str(labels), "--sweep",
+                 "min_score=0.5:0.9:0.2", "--baseline", "--report", str(out)]) == 0
+    browser.get((out / "index.html").as_uri())
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    script = "return [...document.images].map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])"
+    try:
+        WebDriverWait(browser, 20, poll_frequency=0.2).until(lambda d: all(done for _, done, _ in d.execute_script(script)))
+    except Exception:
+        pass
+    images = browser.execute_script(script)
+    assert images and all(done and width > 0 for _, done, width in images), images
+    scroll, width = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+    assert scroll <= width, f"the page scrolls sideways: {scroll} px in a {width} px window"
+    text = browser.find_element("tag name", "body").text
+    assert "selected" in text and "excluded" in text and "min_score=0.7" in text and "None" not in text.split("Policies")[1].split("Every column")[0]

@@ -1,4 +1,7 @@
-"""`btsbot backtest --report DIR`: index.html with PNG plots.
+"""`btsbot backtest --report DIR`: index.html (the template bot/report/templates/backtest.html.j2 and the
+stylesheet the night report uses) with PNG plots. A compact policy table that fits 1280 px (policy, trial,
+selected, excluded, TP/FP/FN, completeness and purity with their n when few, median delay, gained/lost);
+every column of the CSV folded below it.
 
 Plots: completeness and purity against the swept threshold (one line per config policy and metric),
 the decision-delay histogram, completeness/purity per peak-magnitude bin, and the score/magnitude
@@ -8,23 +11,18 @@ nothing is swept), at most `MAX_SOURCE_PLOTS` of them.
 
 from __future__ import annotations
 
-import html
 from collections import defaultdict
 from pathlib import Path
 
 from bot import plotting
 from bot.backtest.metrics import FEW_SOURCES, bin_names
-from bot.backtest.output import few_sources, frame, summary_lines
+from bot.backtest.output import frame, ratio_text, summary_lines
 from bot.backtest.run import Backtest
 
 MAX_SOURCE_PLOTS = 200
 
 
-def _img(name: str, alt: str) -> str:
-    return f'<img src="{html.escape(name)}" alt="{html.escape(alt)}">'
-
-
-def _sweep_plots(bt: Backtest, out: Path) -> list[str]:
+def _sweep_plots(bt: Backtest, out: Path) -> list[dict]:
     parts = []
     by_key: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for r in bt.results:
@@ -44,31 +42,38 @@ def _sweep_plots(bt: Backtest, out: Path) -> list[str]:
         name = f"sweep_{key}.png"
         plotting.curves(out / name, series, key, "fraction", f"completeness and purity vs {key} (n: labelled sources)",
                         notes=notes)
-        parts.append(_img(name, f"completeness and purity vs {key}"))
+        parts.append({"src": name, "alt": f"completeness and purity vs {key}"})
     return parts
 
 
+def _rows(bt: Backtest) -> list[dict]:
+    def f(x, fmt="+.3f"):
+        return "-" if x is None else format(x, fmt)
+
+    out = []
+    for r in bt.results:
+        trial = ", ".join(f"{k}={v}" for k, v in r.trial.params.items()) or r.trial.policy.describe()
+        out.append({"policy": r.trial.name, "trial": trial, "selected": len(r.selected),
+                    "excluded": len(r.selected_excluded), "tpfpfn": f"{len(r.tp)} / {len(r.fp)} / {len(r.fn)}",
+                    "completeness": ratio_text(r.completeness, r.n_completeness, r.labelled),
+                    "purity": ratio_text(r.purity, r.n_purity, r.labelled), "delay": f(r.median_delay_days),
+                    "gainedlost": "-" if r.gained is None else f"{len(r.gained)} / {len(r.lost)}"})
+    return out
+
+
 def write_report(bt: Backtest, out_dir: str | Path) -> Path:
+    """DIR/index.html (templates/backtest.html.j2), its stylesheet and PNG plots: works offline."""
+    from bot.report.render import render_page
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    body = [f"<h1>btsbot backtest</h1><pre>{html.escape(chr(10).join(summary_lines(bt)))}</pre>",
-            "<h2>Policies</h2>", frame(bt).to_html(index=False, na_rep="-", float_format=lambda x: f"{x:.3f}")]
-    few = [r.trial.name for r in bt.results if few_sources(r)]
-    if few:
-        body.append(f"<p><b>Few labelled sources:</b> the completeness or purity of {html.escape(', '.join(few[:10]))}"
-                    f"{' ...' if len(few) > 10 else ''} rests on fewer than {FEW_SOURCES} labelled sources "
-                    "(n_completeness, n_purity).</p>")
     sweeps = _sweep_plots(bt, out)
-    body += ["<h2>Completeness and purity vs the swept threshold</h2>"] + (sweeps or ["<p>Nothing swept (--sweep).</p>"])
     ref = bt.reference
     delays = [d for r in ref for d in r.delays.values()]
-    body.append("<h2>Decision delay (policy decision - human save/trigger)</h2>")
     if delays:
         plotting.histogram(out / "delays.png", delays, bins=min(40, max(5, len(delays))),
                            xlabel="days (negative: the bot was first)", title="decision delay", vline=0.0)
-        body.append(_img("delays.png", "decision delay histogram"))
-    else:
-        body.append("<p>No human save/trigger times in the labels (saved_at, triggered_at).</p>")
+    misses, more = [], 0
     if bt.labelled:
         series = {}
         for r in ref:
@@ -76,32 +81,28 @@ def write_report(bt: Backtest, out_dir: str | Path) -> Path:
             series[f"{r.trial.name} purity"] = (range(len(r.bins)), [b["purity"] for b in r.bins])
         plotting.curves(out / "bins.png", series, "peak magnitude", "fraction", "per peak-magnitude bin",
                         xticks=bin_names())
-        body += ["<h2>Per peak-magnitude bin</h2>", _img("bins.png", "completeness and purity per magnitude bin")]
-        body += _misses(bt, out)
-    (out / "index.html").write_text("<!doctype html><html><head><meta charset='utf-8'><title>btsbot backtest</title>"
-                                    "<style>body{font-family:sans-serif} table{border-collapse:collapse;font-size:12px}"
-                                    "td,th{border:1px solid #ccc;padding:2px 4px}</style></head><body>"
-                                    + "\n".join(body) + "</body></html>\n")
-    return out / "index.html"
+        misses, more = _misses(bt, out)
+    context = {"summary": "\n".join(summary_lines(bt)), "rows": _rows(bt),
+               "compare": any(r.gained is not None for r in bt.results), "few": FEW_SOURCES,
+               "full_table": frame(bt).to_html(index=False, na_rep="-", float_format=lambda x: f"{x:.3f}"),
+               "sweeps": sweeps, "delays": bool(delays), "labelled": bt.labelled, "misses": misses,
+               "more_misses": more}
+    return render_page("backtest.html.j2", context, out)
 
 
-def _misses(bt: Backtest, out: Path) -> list[str]:
+def _misses(bt: Backtest, out: Path) -> tuple[list[dict], int]:
     which: dict[str, list[str]] = defaultdict(list)
     for r in bt.reference:
         for oid in r.fp:
             which[oid].append(f"FP of {r.trial.name}")
         for oid in r.fn:
             which[oid].append(f"FN of {r.trial.name}")
-    parts = ["<h2>False positives and false negatives</h2>"]
     if not which:
-        return parts + ["<p>None.</p>"]
+        return [], 0
     policies = [r.trial.policy for r in bt.reference]
     shown = sorted(which.items())[:MAX_SOURCE_PLOTS]
     plotting.source_histories([(out / f"source_{oid}.png", oid, bt.infos[oid].alerts, policies,
                                 {r.trial.name: r.decisions[oid].jd for r in bt.reference if oid in r.decisions},
                                 f"{oid}: {', '.join(why)}") for oid, why in shown])
-    for oid, why in shown:
-        parts.append(f"<h3>{html.escape(oid)}: {html.escape(', '.join(why))}</h3>" + _img(f"source_{oid}.png", oid))
-    if len(which) > MAX_SOURCE_PLOTS:
-        parts.append(f"<p>... and {len(which) - MAX_SOURCE_PLOTS} more (not plotted).</p>")
-    return parts
+    return ([{"objectId": oid, "why": ", ".join(why), "image": f"source_{oid}.png"} for oid, why in shown],
+            max(0, len(which) - MAX_SOURCE_PLOTS))
