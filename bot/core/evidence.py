@@ -20,15 +20,24 @@ from bot.core.triplets import CUTOUT_KEYS, SENTINEL_ABS, CutoutError, decode_sta
 THUMB = 63
 
 
-def _zscale(img: np.ndarray) -> np.ndarray:
-    from astropy.visualization import ZScaleInterval
+def _zscale_interval():
+    """astropy's ZScaleInterval; astropy.visualization imports matplotlib, whose per-user config must land
+    in the btsbot cache (as every import of it does here), not under ~."""
+    from bot.artifacts import cache_root
+    from bot.scoring.quiet import cache_env
 
+    with cache_env(cache_root()):
+        from astropy.visualization import ZScaleInterval
+    return ZScaleInterval()
+
+
+def _zscale(img: np.ndarray) -> np.ndarray:
     data = np.array(img, dtype=np.float64)
     bad = ~np.isfinite(data) | (np.abs(data) >= SENTINEL_ABS)
     good = data[~bad]
     if good.size == 0:
         return np.zeros(data.shape, np.uint8)
-    lo, hi = ZScaleInterval().get_limits(good)
+    lo, hi = _zscale_interval().get_limits(good)
     if not hi > lo:
         lo, hi = float(good.min()), float(good.max()) or 1.0
     scaled = np.clip((data - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
