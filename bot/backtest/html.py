@@ -18,6 +18,7 @@ from bot import plotting
 from bot.backtest.metrics import FEW_SOURCES, bin_names
 from bot.backtest.output import frame, ratio_text, summary_lines
 from bot.backtest.run import Backtest
+from bot.timeutil import utc_text as utc
 
 MAX_SOURCE_PLOTS = 200
 
@@ -104,5 +105,29 @@ def _misses(bt: Backtest, out: Path) -> tuple[list[dict], int]:
     plotting.source_histories([(out / f"source_{oid}.png", oid, bt.infos[oid].alerts, policies,
                                 {r.trial.name: r.decisions[oid].jd for r in bt.reference if oid in r.decisions},
                                 f"{oid}: {', '.join(why)}") for oid, why in shown])
-    return ([{"objectId": oid, "why": ", ".join(why), "image": f"source_{oid}.png"} for oid, why in shown],
-            max(0, len(which) - MAX_SOURCE_PLOTS))
+    panels = []
+    for oid, why in shown:
+        panel = {"objectId": oid, "why": ", ".join(why), "image": f"source_{oid}.png", "cutouts": None,
+                 "lightcurve": None}
+        ev = _evidence(bt, oid)
+        if ev is not None:
+            at = utc(ev["lightcurve"].get("jd"))
+            plotting.cutouts(out / f"cutouts_{oid}.png", ev, f"{oid} at {at}")
+            plotting.lightcurve(out / f"lightcurve_{oid}.png", ev["lightcurve"], f"{oid}: the light curve at {at}")
+            panel.update(cutouts=f"cutouts_{oid}.png", lightcurve=f"lightcurve_{oid}.png")
+        panels.append(panel)
+    return panels, max(0, len(which) - MAX_SOURCE_PLOTS)
+
+
+def _evidence(bt: Backtest, oid: str) -> dict | None:
+    """The cutouts and light curve of a false positive's deciding alert, or a false negative's best one,
+    where the sample can give them (alert files read again, or what the journal kept)."""
+    if bt.sample.evidence is None:
+        return None
+    decided = [r.decisions[oid].candid for r in bt.reference if oid in r.decisions]
+    scored = [a for a in bt.infos[oid].alerts if a.get("score") is not None]
+    candid = decided[0] if decided else (max(scored, key=lambda a: a["score"])["candid"] if scored else None)
+    try:
+        return None if candid is None else bt.sample.evidence(int(candid))
+    except Exception:  # a file gone since the scores were cached: the panel goes without
+        return None

@@ -7,6 +7,7 @@ from typing import TextIO
 
 from bot.backtest.metrics import FEW_SOURCES, TrialResult, bin_names, median
 from bot.backtest.run import Backtest
+from bot.core.policies import score_text
 from bot.timeutil import jd_to_datetime
 
 LIST_MAX = 10  # names shown per list in the terminal table
@@ -160,7 +161,7 @@ def write_table(bt: Backtest, out: TextIO) -> None:
                 out.write(f"  {what}: {_names(names)}\n")
         decided = sorted(r.decisions.items(), key=lambda kv: (kv[1].jd, kv[0]))
         if decided:
-            rows = [[oid, utc(d.jd), f"candid {d.candid}", f"{d.n_counting} alerts", f"max {d.max_score:.3f}",
+            rows = [[oid, utc(d.jd), f"candid {d.candid}", f"{d.n_counting} alerts", f"max {score_text(d.max_score)}",
                      f"peak {_f(d.peakmag_so_far, '.2f')}"] for oid, d in decided[:LIST_MAX * 2]]
             out.write("  decisions:\n" + "\n".join(_aligned(rows, "    ")) + "\n")
             if len(decided) > LIST_MAX * 2:

@@ -29,6 +29,8 @@ class Sample:
     unscorable: Counter = field(default_factory=Counter)  # status -> alerts
     scored_now: int = 0  # alerts scored by this run (0 when every score was cached)
     cached: int = 0  # alerts whose score came from the cache
+    # candid -> what a reviewer sees of that alert (`bot.core.evidence`: cutouts, light curve), or None
+    evidence: Callable[[int], dict | None] | None = field(default=None, repr=False)
 
 
 class ScorerSpec:
@@ -97,11 +99,14 @@ def from_files(inputs: Iterable[str], spec: ScorerSpec, cache: ScoreCache | None
     mv, pp = spec.model_version, preprocessing_key(spec.drb_source, "packet")
     sample = Sample([], "files")
     files = list(find_alert_files(inputs))
+    where: dict[int, str] = {}  # candid -> its file, to read an alert's cutouts again for the report
+    sample.evidence = lambda candid: _file_evidence(where.get(int(candid)), int(candid))
     sample.inputs = len(files)
     locked = _Locked(cache)
     to_read = files
     if cache is not None:
         indexed = {p: c for p in files if (c := cache.file_candids(p)) is not None}
+        where.update((c, p) for p, cands in indexed.items() for c in cands)
         cached = cache.get((c for cands in indexed.values() for c in cands), mv, pp)
         to_read = []
         for path in files:
@@ -122,6 +127,7 @@ def from_files(inputs: Iterable[str], spec: ScorerSpec, cache: ScoreCache | None
                 sample.unreadable.append((path, f.error))
                 continue
             cands = [a.get("candid") for a in f.alerts]
+            where.update((c, path) for c in cands if isinstance(c, int))
             if all(isinstance(c, int) for c in cands):
                 index[path] = cands
             known = locked.get([c for c in cands if isinstance(c, int)], mv, pp) if cache is not None else {}
@@ -157,6 +163,20 @@ def from_files(inputs: Iterable[str], spec: ScorerSpec, cache: ScoreCache | None
             finish(*ahead)
     sample.unscorable.update(a["status"] for a in sample.alerts if a.get("score") is None)
     return sample
+
+
+def _file_evidence(path: str | None, candid: int) -> dict | None:
+    """The cutouts and light curve of one alert, read again from its file (the report's FP/FN panels)."""
+    from bot.core.evidence import lightcurve, thumbnails
+    from bot.core.features import packet_history
+
+    if path is None:
+        return None
+    f = read_alert_file(path)
+    alert = next((a for a in f.alerts if a.get("candid") == candid), None)
+    if alert is None or not isinstance(alert.get("candidate"), dict):
+        return None
+    return {**thumbnails(alert), "lightcurve": lightcurve(alert["candidate"], packet_history(alert))}
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
@@ -213,5 +233,11 @@ def from_journal(path, since_jd: float | None = None, until_jd: float | None = N
         rows = journal.history(since_jd=since_jd, until_jd=until_jd, kind="alerts")
     alerts = [{k: r[k] for k in keep} for r in rows]
     sample = Sample(alerts, "journal", inputs=len(alerts))
+
+    def evidence(candid: int) -> dict | None:  # what the cycle kept where a policy fired
+        with Journal(path) as journal:
+            return journal.evidence(candid)
+
+    sample.evidence = evidence
     sample.unscorable.update(a["status"] for a in alerts if a["score"] is None)
     return sample

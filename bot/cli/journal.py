@@ -60,7 +60,10 @@ def _journal_row(r: dict) -> list:
     score = r.get("score") if r["kind"] == "alert" else ev.get("score")
     utc = f"{jd_to_datetime(r['jd']):%Y-%m-%d %H:%M:%S}" if r.get("jd") else None
     status = r.get("status")
-    return [r.get("time"), r["kind"], r.get("objectId"), r.get("candid"), utc, magpsf, score, status,
+    from bot.core.policies import score_text
+
+    shown = None if score is None else score_text(score)  # as the report, explain and Fritz show it
+    return [r.get("time"), r["kind"], r.get("objectId"), r.get("candid"), utc, magpsf, shown, status,
             r.get("policy"), r.get("action"), r.get("outcome")]
 
 
