@@ -76,12 +76,14 @@ def write_report(bt: Backtest, out_dir: str | Path) -> Path:
                            xlabel="days (negative: the bot was first)", title="decision delay", vline=0.0)
     misses, more = [], 0
     if bt.labelled:
-        series = {}
+        series, notes = {}, {}
         for r in ref:
-            series[f"{r.trial.name} completeness"] = (range(len(r.bins)), [b["completeness"] for b in r.bins])
-            series[f"{r.trial.name} purity"] = (range(len(r.bins)), [b["purity"] for b in r.bins])
-        plotting.curves(out / "bins.png", series, "peak magnitude", "fraction", "per peak-magnitude bin",
-                        xticks=bin_names())
+            series[f"{r.trial.name} completeness"] = (list(range(len(r.bins))), [b["completeness"] for b in r.bins])
+            series[f"{r.trial.name} purity"] = (list(range(len(r.bins))), [b["purity"] for b in r.bins])
+            notes[f"{r.trial.name} completeness"] = [f"n={b['tp'] + b['fn']}" for b in r.bins]
+            notes[f"{r.trial.name} purity"] = [f"n={b['tp'] + b['fp']}" for b in r.bins]
+        plotting.curves(out / "bins.png", series, "peak magnitude (bin)", "fraction",
+                        "per peak-magnitude bin (n: labelled sources)", xticks=bin_names(), notes=notes)
         misses, more = _misses(bt, out)
     context = {"summary": "\n".join(summary_lines(bt)), "rows": _rows(bt),
                "compare": any(r.gained is not None for r in bt.results), "few": FEW_SOURCES,
