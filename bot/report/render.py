@@ -102,7 +102,13 @@ def _summary(night: Night) -> dict:
     counting = {a["candid"] for p in night.policies for a in scored if p.counts(a)}
     funnel = (f"{n(len(night.alerts), 'alert')} seen, {len(scored)} scored, {len(counting)} counting for a policy, "
               f"{n(len({s.objectId for s in night.acted}), 'source')} acted on")
-    return {"saved": sum(a["action"] == "save" and a.get("outcome") == "saved" for a in acts),
+    def links(kind: str, outcome: str) -> list[dict]:
+        names = sorted({s.objectId for s in night.acted for d in s.decisions for a in d["actions"]
+                        if a["action"] == kind and a.get("outcome") == outcome})
+        return [{"name": o, "href": night.link(o)} for o in names]
+
+    return {"saved_links": links("save", "saved"), "triggered_links": links("followup", "posted"),
+            "saved": sum(a["action"] == "save" and a.get("outcome") == "saved" for a in acts),
             "triggered": sum(a["action"] == "followup" and a.get("outcome") == "posted" for a in acts),
             "near_misses": len(night.near_misses), "errors": len(night.errors), "pending": len(night.pending),
             "over_budget": len(_over_budget(night)), "funnel": funnel}
