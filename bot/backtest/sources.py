@@ -70,7 +70,8 @@ def result_row(r, model_version: str) -> dict:
     """A policy row from a ScoreResult."""
     return {"candid": int(r.candid), "objectId": r.objectId, "jd": float(r.jd), "score": r.score,
             "status": r.status, "magpsf": r.magpsf, "peakmag_so_far": r.features.get("peakmag_so_far"),
-            "age": r.features.get("age"), "drb": r.features.get("new_drb"), "model_version": model_version}
+            "age": r.features.get("age"), "drb": r.features.get("new_drb"), "model_version": model_version,
+            "fid": r.fid}
 
 
 def _keyed(r) -> bool:

@@ -33,6 +33,7 @@ class ScoreResult:
     magpsf: float | None = None
     features: dict = field(default_factory=dict)
     precision: str | None = None  # "fp32" or "int8": which model produced `score`
+    fid: int | None = None  # the alert's filter (1 g, 2 r, 3 i), for people
 
     @property
     def ok(self) -> bool:
@@ -107,7 +108,7 @@ class Scorer:
         """The model-free part (identity checks, triplets): safe to run in another thread."""
         ids = [_identity(a) for a in alerts]
         results = [ScoreResult(oid, candid, jd, None, "ok" if err is None else f"unscorable: {err}",
-                               magpsf=cand.get("magpsf")) for oid, candid, jd, err, cand in ids]
+                               magpsf=cand.get("magpsf"), fid=cand.get("fid")) for oid, candid, jd, err, cand in ids]
         good = [i for i, r in enumerate(results) if r.ok]
         triplets, trip_err = make_triplets([alerts[i] for i in good])
         for j, err in enumerate(trip_err):
