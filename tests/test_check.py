@@ -78,3 +78,17 @@ def test_check_over_alert_files(alerts_dir, tmp_path, capsys):
     assert main(["check", "--cases", str(cases), "--config", str(cfg), "--alerts", str(alerts_dir),
                  "--no-score-cache"]) == EXIT_OK
     assert capsys.readouterr().out.startswith("PASS")
+
+
+def test_check_compare_says_where_lab_differs(demo_journal, tmp_path, capsys):
+    lab = tmp_path / "lab.yaml"
+    lab.write_text("policies:\n  - {name: bts_p1, min_score: 0.5, min_alerts: 2}\n"
+                   "  - {name: bts_p2, min_score: 0.5, min_alerts: 2, peakmag_max: 17.0}\n")
+    rc = main(["check", "--cases", str(EXAMPLE), "--journal", str(demo_journal), "--compare", str(lab)])
+    out = capsys.readouterr()
+    assert rc == EXIT_FAILED and "7 of 8 checks passed" in out.err
+    lines = out.out.splitlines()
+    differs = [line for line in lines if line.endswith("[DIFFERS]")]
+    assert len(differs) == 1 and differs[0].startswith("lab  FAIL") and "bts_p2 select ZTF23abhvlji" in differs[0]
+    assert "peak" in differs[0] and "> 17 mag" in differs[0]
+    assert sum(line.endswith("[same]") for line in lines) == 3

@@ -84,6 +84,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "all pass, 1 when any fails, 2 for a bad cases file.")
     ck.add_argument("--cases", required=True, metavar="FILE", help="the cases (YAML; see config/cases.example.yaml)")
     ck.add_argument("--config", metavar="FILE", help="the policies (and models, broker, state.path) to use")
+    ck.add_argument("--compare", metavar="LAB.yaml", help="also check a second config's policies (lab) on the same "
+                                                           "alerts and scores; a line says where they differ; exit 0 "
+                                                           "only when every case passes under both")
     add_sample_arguments(ck)
     ck.set_defaults(func=cmd_check)
     return ck
@@ -107,9 +110,25 @@ def cmd_check(args) -> int:
     except BacktestError as exc:
         return _die(str(exc), EXIT_FAILED)
     outcomes = evaluate_cases(cases, policies, sample.alerts)
-    for o in outcomes:
-        print(o.line())
-    failed = sum(not o.passed for o in outcomes)
-    print(f"{len(outcomes) - failed} of {len(outcomes)} checks passed ({len(cases)} cases, {sample.origin})",
-          file=sys.stderr)
+    lab = None
+    if args.compare:
+        from bot.config import load_config
+
+        lab_policies = {p.name: p for p, _ in config_policies(load_config(args.compare))}
+        try:
+            load_cases(args.cases, list(lab_policies))
+        except CasesError as exc:
+            return _die(f"--compare {args.compare}: {exc}", EXIT_USAGE)
+        lab = evaluate_cases(cases, lab_policies, sample.alerts)
+    for i, o in enumerate(outcomes):
+        if lab is None:
+            print(o.line())
+            continue
+        other = lab[i]
+        tag = "same" if o.passed == other.passed else "DIFFERS"
+        print(f"prod {o.line()}\nlab  {other.line()}  [{tag}]")
+    failed = sum(not o.passed for o in outcomes) + (sum(not o.passed for o in lab) if lab else 0)
+    total = len(outcomes) * (2 if lab else 1)
+    print(f"{total - failed} of {total} checks passed ({len(cases)} cases{', prod and lab' if lab else ''}, "
+          f"{sample.origin})", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
