@@ -110,8 +110,8 @@ def main(argv=None) -> int:
           "| decisions (sources) | alerts by precision |")
     print("|---|---|---|---|---|---|---|---|")
     for backend in args.backends:
-        with served(args.n, args.latency, env) as (port, token, _):  # a fresh night: every alert new
-            r = run(backend, port, token, args.cache, env)
+        with served("kowalski", args.n, args.latency, 0.0, env) as night:  # a fresh night: every alert new
+            r = run(backend, night.port, night.token, args.cache, env)
         assert r["new"] == args.n, r
         print(f"| {r['backend']} | {r['decided_s']:.1f} | {r['cycle_s']:.1f} | {r['peak_mib']:.0f} | {r['chunks']} "
               f"| {r['requests']} | {r['decisions']} ({r['sources_acted_on']}) | "

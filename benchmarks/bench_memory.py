@@ -38,11 +38,11 @@ def ensure_models(cache: Path, env: dict) -> None:
 
 
 def run(n_alerts: int, chunk: int, cache: Path, env: dict, batch: int | None = None) -> dict:
-    with served(n_alerts, 0.0, env) as (port, token, _), tempfile.TemporaryDirectory() as tmp:
+    with served("kowalski", n_alerts, 0.0, 0.0, env) as night, tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "bench.yaml"
         cfg.write_text(
             "mode: dry-run\n"
-            f"kowalski: {{protocol: http, host: 127.0.0.1, port: {port}, token: {token}, chunk_alerts: {chunk},"
+            f"kowalski: {{protocol: http, host: 127.0.0.1, port: {night.port}, token: {night.token}, chunk_alerts: {chunk},"
             " timeout_s: 120.0, max_time_ms: 100000}\n"
             "skyportal: {url: 'http://127.0.0.1:9', token: null}\n"
             f"state: {{path: {tmp}/journal.sqlite}}\n"
