@@ -80,7 +80,7 @@ def int8_fidelity(fp32_csv: Path, int8_csv: Path) -> str:
     diff = max(abs(float(r["score"]) - float(a[r["source"]]["score"])) for r in b)
     cfg = load_config(None)
     return (f"onnx-int8 `btsbot score`: {rescored}/{len(b)} alerts ({rescored / len(b):.1%}) re-scored in fp32 "
-            f"(guard {cfg.models.int8_guard}, thresholds {Scorer(None, None, thresholds=[p.min_score for p in cfg.policies]).thresholds}); "
+            f"(guard {cfg.models.int8_guard}, fp32 from {Scorer(None, None, guard=cfg.models.int8_guard, thresholds=[p.min_score for p in cfg.policies]).fp32_floor:g} up); "
             f"max |score - fp32| of the guarded output {diff:.2e}")
 
 

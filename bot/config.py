@@ -105,7 +105,7 @@ class ModelsConfig(_Strict):
     batch_size: int = Field(64, ge=1)
     threads: int = Field(0, ge=0)
     drb_source: Literal["braai", "alert"] = "braai"
-    int8_guard: float = Field(0.1, ge=0, le=1)  # onnx-int8: re-score in fp32 within this of a min_score / 0.5
+    int8_guard: float = Field(0.1, ge=0, le=1)  # onnx-int8: scores from (lowest min_score - this) up in fp32
 
 
 class ScheduleConfig(_Strict):

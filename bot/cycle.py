@@ -2,7 +2,7 @@
 
 The window is handled in chunks of at most `kowalski.chunk_alerts` new alerts, in (jd, candid) order, so
 that memory does not grow with the window. Each chunk: poll (documents, cutouts, histories) -> score
-(with `onnx-int8`, the sources acted on again in fp32: `bot.fp32_scores`) -> one journal transaction (the
+(with `onnx-int8`, the alerts a policy could count in fp32: `Scorer`) -> one journal transaction (the
 alerts, the decisions of the policies over the sources touched and their pending actions, the cursor).
 Then, once: the annotations of the sources touched, and every pending action runs on Fritz (this
 cycle's and any a previous run left unfinished).
@@ -26,7 +26,6 @@ from bot.actions.guard import GuardState
 from bot.core.evidence import lightcurve, thumbnails
 from bot.core.drift import Drift, broker_score, differing_inputs, over_tolerance
 from bot.core.policies import evaluate
-from bot.fp32_scores import fp32_for_acted_on, fp32_positions
 from bot.runtime import Runtime
 from bot.text import n
 
@@ -134,11 +133,10 @@ def run_cycle(rt: Runtime, since_jd: float | None = None, until_jd: float | None
 def _chunk(rt: Runtime, batch, report: CycleReport) -> None:
     """Score one chunk and commit it: alerts, decisions, pending actions and cursor in one transaction."""
     histories = [batch.histories.get(a.get("objectId"), []) for a in batch.alerts]
-    results = rt.scorer.score(batch.alerts, histories, fp32=fp32_positions(rt, batch.alerts))
+    results = rt.scorer.score(batch.alerts, histories)
     rows = _alert_rows(batch.alerts, results, rt.scorer.model_version, rt.poller.source)
-    earlier, n_refetch = fp32_for_acted_on(rt, batch.alerts, histories, rows)  # int8 backend: what Fritz is shown
     _compare_broker(rt, batch.alerts, results, rows, report)
-    rows = [r for r in rows if r["candid"] is not None] + earlier
+    rows = [r for r in rows if r["candid"] is not None]
     with rt.journal.transaction():
         rt.journal.record_alerts(rows)
         n_before = len(report.decisions)
@@ -150,7 +148,7 @@ def _chunk(rt: Runtime, batch, report: CycleReport) -> None:
         rt.poller.commit(batch)
     report.n_found += batch.n_found
     report.n_new += batch.n_new
-    report.kowalski_requests += batch.n_requests + n_refetch
+    report.kowalski_requests += batch.n_requests
     report.n_scored += sum(r.ok for r in results)
     report.unscorable.update(r.status for r in results if not r.ok)
     report.n_chunks += 1

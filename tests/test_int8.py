@@ -101,28 +101,27 @@ def test_guarded_int8_makes_the_fp32_decisions_for_every_source(scorers, all_ale
     assert any(v is not None for v in ref_dec.values())  # some source is acted on
     precisions = {r.precision for r in got if r.ok}
     assert precisions <= {"int8", "fp32"} and "int8" in precisions
-    for r, g in zip(ref, got):  # re-scored alerts are exactly the fp32 score
+    floor = min(p.min_score for p in cfg.policies) - cfg.models.int8_guard
+    assert guarded.fp32_floor == pytest.approx(floor)
+    for r, g in zip(ref, got):  # at or above the floor: exactly the fp32 score; below it, int8 and < floor
         if g.precision == "fp32":
             assert g.score == r.score
         else:
-            assert not guarded.in_guard(np.array([g.score]))[0]
+            assert g.score < floor and r.score < min(p.min_score for p in cfg.policies)
 
 
-def test_guard_band_rescoring_is_driven_by_the_thresholds(scorers, all_alerts):
+def test_the_fp32_floor_is_driven_by_the_thresholds_and_the_guard(scorers, all_alerts):
     fp32, int8, _ = scorers
     wide = Scorer(int8.model, int8.braai, fp32_model=fp32.model, guard=1.0)
     assert {r.precision for r in wide.score(all_alerts) if r.ok} == {"fp32"}
-    off = Scorer(int8.model, int8.braai, fp32_model=fp32.model, guard=0.0, thresholds=[0.5])
+    off = Scorer(int8.model, int8.braai, fp32_model=fp32.model, guard=0.0, thresholds=[2.0])  # above any score
     assert {r.precision for r in off.score(all_alerts) if r.ok} == {"int8"}
     assert {r.precision for r in fp32.score(all_alerts[:3])} == {"fp32"}
-
-
-def test_rescore_fp32_gives_the_fp32_scores(scorers, all_alerts):
-    fp32, _, guarded = scorers
-    got = guarded.score(all_alerts)
-    assert "int8" in {r.precision for r in got}
-    guarded.rescore_fp32(all_alerts, got)
-    assert [(r.score, r.precision) for r in got] == [(r.score, r.precision) for r in fp32.score(all_alerts)]
+    mid = Scorer(int8.model, int8.braai, fp32_model=fp32.model, guard=0.1, thresholds=[0.85, 0.5])
+    assert mid.fp32_floor == pytest.approx(0.4)  # the lowest threshold minus the guard
+    alone = int8.score(all_alerts)
+    for a, m, r in zip(alone, mid.score(all_alerts), fp32.score(all_alerts)):
+        assert (m.score, m.precision) == ((r.score, "fp32") if a.score >= 0.4 else (a.score, "int8"))
 
 
 def test_score_cli_reports_the_precision(capsys, model_cache, alerts_dir):
@@ -150,16 +149,3 @@ def test_journal_gains_the_precision_column(tmp_path):
         assert j.alerts_for_object("ZTF1")[0]["precision"] == "int8"
     with Journal(path) as j:  # idempotent
         assert j.alerts_for_object("ZTF1")[0]["precision"] == "int8"
-
-
-def test_alerts_asked_in_fp32_are_scored_by_the_fp32_model_only(scorers, all_alerts):
-    fp32, _, guarded = scorers
-    ref, plain = fp32.score(all_alerts), guarded.score(all_alerts)
-    asked = list(range(0, len(all_alerts), 3))
-    got = guarded.score(all_alerts, fp32=asked)
-    for i, (r, p, g) in enumerate(zip(ref, plain, got)):
-        if i in asked:
-            assert (g.score, g.precision) == (r.score, "fp32")
-        else:
-            assert (g.score, g.precision) == (p.score, p.precision)
-    assert {r.precision for r in fp32.score(all_alerts[:3], fp32=[0, 1])} == {"fp32"}  # plain fp32: a no-op

@@ -141,8 +141,8 @@ def evaluate(policy: Policy, alerts: Iterable[Mapping]) -> Decision | None:
 def source_summary(alerts: Iterable[Mapping], model_version: str, min_score: float = 0.5,
                    alert_mag_max: float = 19.0) -> dict:
     """What the Fritz annotation shows: latest score, max score, counting alerts, model version; and
-    `btsbot_score_precision: int8` when the latest or max score is not the fp32 model's (an alert the
-    int8 backend could not re-score, see `bot.fp32_scores`)."""
+    `btsbot_score_precision: int8` when the latest or max score is not the fp32 model's (an alert below
+    the int8 backend's fp32 floor keeps its int8 score, see `bot.scoring.scorer.Scorer`)."""
     rule = Policy("annotation", min_score=min_score, alert_mag_max=alert_mag_max, model_version=model_version)
     scored = sorted((a for a in alerts if rule.judges(a)), key=lambda a: (a["jd"], a["candid"]))
     if not scored:

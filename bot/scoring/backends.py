@@ -142,7 +142,7 @@ class OnnxBraai(_OnnxModel):
 def load_backends(backend: str, cache: Path, threads: int = 0):
     """(btsbot model, braai model) for a backend name; raises ArtifactError naming what to run.
 
-    `onnx-int8` gives (int8 btsbot, fp32 braai, fp32 btsbot): the last one re-scores the guard band."""
+    `onnx-int8` gives (int8 btsbot, fp32 braai, fp32 btsbot): the last one scores the alerts from the fp32 floor up (`Scorer`)."""
     btsbot_art, braai_art = get_artifact("models", "btsbot"), get_artifact("models", "braai")
     saved_model, h5 = installed_path(btsbot_art, cache), installed_path(braai_art, cache)
     if backend == "tensorflow":

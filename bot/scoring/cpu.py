@@ -2,7 +2,7 @@
 
 ONNX Runtime's int8 convolutions gain ~2x where the CPU has VNNI (AVX512-VNNI, or AVX-VNNI on client
 CPUs) and ~1.3x on AVX2 alone (docs/performance.md: both measured). Decisions are the same either way
-(the int8 path re-scores the guard band in fp32), so `auto` takes int8 exactly where it pays: a VNNI
+(the int8 path scores the alerts a policy could count in fp32), so `auto` takes int8 exactly where it pays: a VNNI
 flag in /proc/cpuinfo, and the int8 model installed (`btsbot models pull` builds it). `btsbot score`
 prints scores, not decisions: there `auto` is the fp32 model as trained.
 """
@@ -39,4 +39,4 @@ def choose_backend(requested: str, flags: set[str] | None = None, int8_installed
         return "onnx", "auto: fp32, the CPU has no VNNI (int8 would gain ~1.3x only)"
     if not int8_installed:
         return "onnx", f"auto: fp32, the CPU has {vnni[0]} but the int8 model is not installed (btsbot models pull)"
-    return "onnx-int8", f"auto: int8, the CPU has {vnni[0]} (~2x faster; decisions identical, guard band in fp32)"
+    return "onnx-int8", f"auto: int8, the CPU has {vnni[0]} (~2x faster; decisions identical: scores from the fp32 floor up in fp32)"

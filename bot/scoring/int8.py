@@ -68,7 +68,6 @@ def check_int8(cache: Path) -> Path:
 
 def calibration_inputs(cache: Path) -> tuple[np.ndarray, np.ndarray]:
     """(triplets, features) of the README example alerts, as the fp32 pipeline computes them."""
-    from bot.core.features import feature_matrix
     from bot.scoring.backends import OnnxBraai, onnx_path
     from bot.scoring.scorer import Scorer
     from bot.sim.example_night import example_packets, read_example
@@ -76,10 +75,8 @@ def calibration_inputs(cache: Path) -> tuple[np.ndarray, np.ndarray]:
     rows, trips = read_example(*(installed_path(get_artifact("example_data", n), cache) for n in CALIBRATION))
     braai = OnnxBraai(onnx_path(get_artifact("models", "braai"), cache))
     scorer = Scorer(None, braai)
-    staged = scorer.stage(example_packets(rows, trips))
-    feats, errs = feature_matrix(staged.candidates, staged.histories, scorer._drbs(staged.triplets, staged.candidates))
-    keep = [i for i, e in enumerate(errs) if e is None]
-    return np.ascontiguousarray(staged.triplets[keep], np.float32), np.ascontiguousarray(feats[keep], np.float32)
+    triplets, feats, _ = scorer.model_inputs(scorer.stage(example_packets(rows, trips)))
+    return np.ascontiguousarray(triplets, np.float32), np.ascontiguousarray(feats, np.float32)
 
 
 def build_int8(cache: Path, force: bool = False, log=lambda msg: None) -> Path:

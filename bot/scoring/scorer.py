@@ -80,13 +80,15 @@ def _batches(n: int, size: int) -> Iterable[slice]:
 class Scorer:
     """Scores batches of alerts with one BTSbot model and one braai model (same backend or not).
 
-    With an int8 `model`, give the fp32 model as `fp32_model`: every alert whose int8 score lies within
-    `guard` of one of `thresholds` (the policies' min_score and 0.5) is re-scored in fp32 in the same
-    pass, so a decision at those thresholds is the fp32 model's while |int8 - fp32| < guard.
+    Precision is data: each result says which model produced its score (`ScoreResult.precision`). With an
+    int8 `model`, give the fp32 model as `fp32_model`: every alert whose int8 score is at least `fp32_floor`
+    (the lowest of `thresholds`, the policies' min_score, minus `guard`) is scored again in fp32 in the same
+    pass. So while |int8 - fp32| < guard, every alert that counts for a policy, every decision and every max
+    score is the fp32 model's; the alerts below the floor keep their int8 score, which no policy counts.
     """
 
     def __init__(self, model, braai, batch_size: int = 256, drb_source: str = "braai", model_version: str | None = None,
-                 fp32_model=None, guard: float = 0.0, thresholds: Iterable[float] = (0.5,)):
+                 fp32_model=None, guard: float = 0.0, thresholds: Iterable[float] = ()):
         if drb_source not in DRB_SOURCES:
             raise ValueError(f"drb_source must be one of {DRB_SOURCES}, not {drb_source!r}")
         if batch_size < 1:
@@ -100,9 +102,9 @@ class Scorer:
             model_version = get_artifact("models", "btsbot").version
         self.batch_size, self.drb_source, self.model_version = batch_size, drb_source, model_version
         self.fp32_model, self.guard = fp32_model, float(guard)
-        self.thresholds = tuple(sorted({float(t) for t in thresholds} | {0.5}))
+        self.thresholds = tuple(sorted({float(t) for t in thresholds})) or (0.5,)
+        self.fp32_floor = self.thresholds[0] - self.guard
         self.precision = getattr(model, "precision", "fp32")
-        self._fp32: Scorer | None = None  # built by fp32() when first needed
 
     def stage(self, alerts: Sequence[dict], histories: Sequence[Iterable[dict]] | None = None) -> "Staged":
         """The model-free part (identity checks, triplets): safe to run in another thread."""
@@ -119,11 +121,10 @@ class Scorer:
         hists = [packet_history(alerts[i]) if histories is None else histories[i] for i in good]
         return Staged(triplets[keep], [ids[i][4] for i in good], hists, [results[i] for i in good], results, good)
 
-    def finish(self, staged: "Staged", fp32: Iterable[int] = ()) -> list[ScoreResult]:
-        """braai (new_drb), the 25 features, then BTSbot, in batches; returns every alert's result.
-
-        `fp32`: input positions of alerts to score with the fp32 model directly (guarded int8 scorer)."""
-        drbs = self._drbs(staged.triplets, staged.candidates)
+    def model_inputs(self, staged: "Staged") -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """braai (new_drb) and the 25 features of staged alerts: (triplets, features, positions in
+        `staged.pending` of the alerts that have both); the others are marked unscorable."""
+        drbs = self.drbs(staged.triplets, staged.candidates)
         feats, feat_err = feature_matrix(staged.candidates, staged.histories, drbs)
         keep = []
         for j, (err, r) in enumerate(zip(feat_err, staged.pending)):
@@ -132,15 +133,19 @@ class Scorer:
             else:
                 r.features = dict(zip(FEATURES, map(float, feats[j])))
                 keep.append(j)
+        return staged.triplets[keep], feats[keep], keep
+
+    def finish(self, staged: "Staged") -> list[ScoreResult]:
+        """braai (new_drb), the 25 features, then BTSbot, in batches; returns every alert's result."""
+        triplets, feats, keep = self.model_inputs(staged)
         if keep:
-            wanted = set(fp32)
-            force = np.array([staged.index[j] in wanted for j in keep], dtype=bool) if wanted else None
-            scores, precisions = self.predict_guarded(staged.triplets[keep], feats[keep], force)
+            scores, precisions = self.predict_with_precision(triplets, feats)
             for j, score, precision in zip(keep, scores, precisions):
                 staged.pending[j].score, staged.pending[j].precision = float(score), precision
         return staged.results
 
-    def _drbs(self, triplets: np.ndarray, cands: list[dict]) -> list[float | None]:
+    def drbs(self, triplets: np.ndarray, cands: list[dict]) -> list[float | None]:
+        """new_drb of each alert: braai on its triplet, or the alert's own drb (`drb_source: alert`)."""
         if self.drb_source == "alert":
             return [alert_drb(c) for c in cands]
         out = np.empty(len(triplets))
@@ -148,72 +153,39 @@ class Scorer:
             out[s] = self.braai.predict(triplets[s])
         return out.tolist()
 
-    def predict(self, triplets: np.ndarray, features: np.ndarray) -> np.ndarray:
+    def predict(self, triplets: np.ndarray, features: np.ndarray, model=None) -> np.ndarray:
+        model = model or self.model
         out = np.empty(len(triplets))
         for s in _batches(len(triplets), self.batch_size):
-            out[s] = self.model.predict(triplets[s], features[s])
+            out[s] = model.predict(triplets[s], features[s])
         return out
 
-    def in_guard(self, scores: np.ndarray) -> np.ndarray:
-        """Which scores lie within the guard band of a threshold (to be re-scored in fp32)."""
+    def needs_fp32(self, scores: np.ndarray) -> np.ndarray:
+        """Which of these scores (of this scorer's model) are to be given by the fp32 model instead."""
         scores = np.asarray(scores, dtype=np.float64)
-        near = np.zeros(len(scores), dtype=bool)
-        for t in self.thresholds:
-            near |= np.abs(scores - t) <= self.guard
-        return near
+        if not self.rescores:
+            return np.zeros(len(scores), dtype=bool)
+        return scores >= self.fp32_floor
 
-    def predict_guarded(self, triplets: np.ndarray, features: np.ndarray,
-                        force: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
-        """Scores and the precision of each ("int8" or "fp32"), the guard band re-scored in fp32; the rows
-        `force` marks (a boolean mask) are scored in fp32 only."""
-        if not self.rescores or force is None or not force.any():
-            force = np.zeros(len(triplets), dtype=bool)
-        fast = np.flatnonzero(~force)
-        scores = np.empty(len(triplets))
-        scores[fast] = self.predict(triplets[fast], features[fast]) if len(fast) < len(triplets) \
-            else self.predict(triplets, features)
+    def predict_with_precision(self, triplets: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """Scores and the precision of each ("int8" or "fp32"): those at or above `fp32_floor` in fp32."""
+        scores = self.predict(triplets, features)
         precisions = [self.precision] * len(scores)
-        if self.rescores:
-            near = np.zeros(len(scores), dtype=bool)
-            near[fast] = self.in_guard(scores[fast])
-            redo = np.flatnonzero(near | force)
-            for s in _batches(len(redo), self.batch_size):
-                idx = redo[s]
-                scores[idx] = self.fp32_model.predict(triplets[idx], features[idx])
-                for i in idx:
-                    precisions[i] = "fp32"
+        redo = np.flatnonzero(self.needs_fp32(scores))
+        if len(redo):
+            scores[redo] = self.predict(triplets[redo], features[redo], self.fp32_model)
+            for i in redo:
+                precisions[i] = "fp32"
         return scores, precisions
 
     @property
     def rescores(self) -> bool:
-        """Whether this scorer's scores may be int8 and it holds the fp32 model to re-score them."""
+        """Whether this scorer's scores may be int8 and it holds the fp32 model to score the high ones."""
         return self.fp32_model is not None and self.precision != "fp32"
 
-    def fp32(self) -> "Scorer":
-        """The plain fp32 scorer of a guarded int8 one (same braai, batches, drb source, model version)."""
-        if self.fp32_model is None:
-            raise ValueError("this scorer holds no fp32 model")
-        if self._fp32 is None:
-            self._fp32 = Scorer(self.fp32_model, self.braai, self.batch_size, self.drb_source, self.model_version)
-        return self._fp32
-
-    def rescore_fp32(self, alerts: Sequence[dict], results: list[ScoreResult],
-                     histories: Sequence[Iterable[dict]] | None = None) -> list[ScoreResult]:
-        """Replace int8 scores of these alerts (with their results from `score`) by fp32 ones, in place.
-
-        For the alerts of a source that is acted on, so that what Fritz is shown is the fp32 score."""
-        redo = [i for i, r in enumerate(results) if r.ok and r.precision != "fp32"]
-        if not self.rescores or not redo:
-            return results
-        again = self.fp32().score([alerts[i] for i in redo], None if histories is None else [histories[i] for i in redo])
-        for i, r in zip(redo, again):
-            results[i].score, results[i].precision = r.score, r.precision
-        return results
-
-    def score(self, alerts: Sequence[dict], histories: Sequence[Iterable[dict]] | None = None,
-              fp32: Iterable[int] = ()) -> list[ScoreResult]:
-        """One ScoreResult per alert, in input order (`fp32`: see `finish`)."""
-        return self.finish(self.stage(alerts, histories), fp32)
+    def score(self, alerts: Sequence[dict], histories: Sequence[Iterable[dict]] | None = None) -> list[ScoreResult]:
+        """One ScoreResult per alert, in input order."""
+        return self.finish(self.stage(alerts, histories))
 
 
 def build_scorer(cfg, backend: str | None = None, cache_dir=None, drb_source: str | None = None,
