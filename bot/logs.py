@@ -17,7 +17,8 @@ from datetime import datetime, timezone
 SUMMARY_LOGGER = "bot.cycle.summary"
 BANNER_LOGGER = "bot.runtime.banner"  # the start banner (mode, dry-run history), shown by default
 # loggers whose warnings are retries a later line sums up ("cycle failed: ...", an action left pending)
-RETRY_LOGGERS = ("bot.kowalski.client", "bot.skyportal.transport", "bot.retry")
+RETRY_LOGGERS = ("bot.kowalski.client", "bot.boom.client", "bot.skyportal.transport", "bot.retry",
+                 "urllib3")  # urllib3: its own "Retrying (...)" lines under penquins; btsbot says what failed
 _state: dict = {"verbose": 0, "handler": None}
 
 

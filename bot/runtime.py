@@ -107,7 +107,8 @@ def connect_kowalski(client: KowalskiClient) -> KowalskiClient:
         text = str(exc)
         if "refused the" in text:
             raise ConfigError(f"{KOWALSKI_CREDENTIALS}: {text}") from None
-        raise KowalskiError(f"{text} (kowalski.protocol/host/port)", transient=exc.transient) from None
+        hint = "" if "(kowalski." in text else " (kowalski.protocol/host/port)"  # one hint, not two
+        raise KowalskiError(f"{text}{hint}", transient=exc.transient) from None
 
 
 def skyportal_client(cfg: Config, policies: Sequence[Policy],
@@ -140,7 +141,7 @@ def skyportal_client(cfg: Config, policies: Sequence[Policy],
             raise ConfigError(f"{FRITZ_CREDENTIALS}: Fritz at {s.url} refused the token: {exc.message}") from None
         what = "cannot reach" if exc.status is None else f"unexpected answer (HTTP {exc.status}) from"
         raise SkyPortalError(exc.status, f"{what} Fritz at {s.url} (skyportal.url): {exc.message}", exc.method,
-                             exc.path, transient=exc.transient) from None
+                             exc.path, transient=exc.transient, headline=True) from None
     return client
 
 

@@ -128,8 +128,10 @@ class BoomClient:
             if self._token is None or self._token == stale or time.monotonic() >= self._expires:
                 self.login()
 
-    def call(self, method: str, path: str, *, json: Mapping | None = None, params: Mapping | None = None) -> Any:
-        """One API call with login, one re-login on 401 and retries of transient failures; returns `data`."""
+    def call(self, method: str, path: str, *, json: Mapping | None = None, params: Mapping | None = None,
+             attempts: int | None = None) -> Any:
+        """One API call with login, one re-login on 401 and retries of transient failures (`attempts`,
+        default retries + 1); returns `data`."""
         def attempt():
             self._ensure_token()
             token = self._token
@@ -139,15 +141,16 @@ class BoomClient:
                 resp = self._send(method, path, json=json, params=params)
             return self._check(resp, path)
 
-        body = retrying(attempt, attempts=self.retries + 1, backoff_s=self.backoff_s, sleep=self.sleep,
+        body = retrying(attempt, attempts=self.retries + 1 if attempts is None else attempts, backoff_s=self.backoff_s, sleep=self.sleep,
                         wait_hint=lambda exc: getattr(exc, "retry_after_s", None),
                         on_retry=lambda exc, i, wait: log.info("BOOM: %s; retry in %.1f s", exc, wait))
         return body.get("data") if isinstance(body, dict) else body
 
     # ---- the calls the bot makes -------------------------------------------------------------------
     def connect(self) -> "BoomClient":
-        """Log in and check that the ZTF catalogs are served; raises BoomError."""
-        names = {c.get("name") for c in self.call("GET", "/catalogs") or []}
+        """Log in and check that the ZTF catalogs are served; raises BoomError. One retry only: an
+        unreachable BOOM is said in seconds at start (the supervisor starts again later)."""
+        names = {c.get("name") for c in self.call("GET", "/catalogs", attempts=min(2, self.retries + 1)) or []}
         missing = [c for c in REQUIRED_CATALOGS if c not in names]
         if missing:
             raise BoomError(f"BOOM at {self.url} does not serve {', '.join(missing)}")

@@ -143,8 +143,10 @@ class KowalskiClient:
 
         session.send = counting_send
 
-    def _retrying(self, what: str, fn: Callable[[], Any]) -> Any:
-        """Run fn, retrying transient failures with exponential backoff; raise KowalskiError at the end."""
+    def _retrying(self, what: str, fn: Callable[[], Any], attempts: int | None = None) -> Any:
+        """Run fn, retrying transient failures with exponential backoff (`attempts`, default retries + 1);
+        raise KowalskiError at the end."""
+        attempts = self.retries + 1 if attempts is None else attempts
 
         def once() -> Any:
             try:
@@ -157,15 +159,15 @@ class KowalskiClient:
                                     f"{self._scrub(no_answer(exc))}", transient=True) from None
 
         def warn(err: BaseException, i: int, delay: float) -> None:
-            log.warning("%s (attempt %d/%d), retrying in %.1f s", err, i + 1, self.retries + 1, delay)
+            log.warning("%s (attempt %d/%d), retrying in %.1f s", err, i + 1, attempts, delay)
 
         try:
-            return retrying(once, attempts=self.retries + 1, backoff_s=self.backoff_s, sleep=self._sleep,
+            return retrying(once, attempts=attempts, backoff_s=self.backoff_s, sleep=self._sleep,
                             on_retry=warn)
         except KowalskiError as err:
             if not err.transient:
                 raise
-            raise KowalskiError(f"{err} (gave up after {self.retries + 1} attempts)", transient=True) from None
+            raise KowalskiError(f"{err} (gave up after {attempts} attempts)", transient=True) from None
 
     def _require(self) -> Kowalski:
         if self._k is None:
@@ -200,7 +202,7 @@ class KowalskiClient:
                                         f"{self._scrub(exc)}") from None
                 raise KowalskiError(f"cannot connect to Kowalski at {self.url}: {self._scrub(exc)}") from None
 
-        k = self._retrying("connect", build)
+        k = self._retrying("connect", build, attempts=min(2, self.retries + 1))  # an unreachable Kowalski: said quickly
         self._count(1 if self._token is not None else 2)  # catalog_names (+ auth) sent during construction
         self._instrument(k.instances[INSTANCE]["session"])
         catalogs = list(k.instances[INSTANCE].get("catalogs") or [])

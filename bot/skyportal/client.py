@@ -132,6 +132,9 @@ class FollowupResult:
 # ------------------------------------------------------------------------------------------------
 # client
 # ------------------------------------------------------------------------------------------------
+START_RETRIES = 1  # check(): retries of its first request (an unreachable server is said quickly)
+
+
 class SkyPortalClient:
     """SkyPortal/Fritz REST client for the bot: one method per endpoint, over a
     :class:`~bot.skyportal.transport.Transport` (the constructor's arguments are the transport's, or
@@ -170,14 +173,14 @@ class SkyPortalClient:
         return self.transport.request("GET", path, params=params, retry=True)
 
     # -- token and configuration -----------------------------------------------------------------
-    def profile(self) -> dict:
+    def profile(self, retries: int | None = None) -> dict:
         """``GET /api/internal/profile`` (SP 4.6): the token's user; 401 means the token is invalid.
 
         Returned token ids are removed (a token's id IS its secret value); the entry for this client's
         token gets ``"this_token": True``.
         """
         try:
-            data = self.transport.request("GET", "/api/internal/profile", retry=True)
+            data = self.transport.request("GET", "/api/internal/profile", retry=True, retries=retries)
         except SkyPortalError as e:
             if e.status == 401:
                 raise SkyPortalError(
@@ -251,9 +254,10 @@ class SkyPortalClient:
         - each group id is one of the user's groups and the user may save to it (``can_save``);
         - each allocation id is visible (SP 4.1: only allocations of the owner's groups are) and
           belongs to one of the user's groups.
-        Raises ValueError naming the bad id / ACL.
+        Raises ValueError naming the bad id / ACL. The first request is retried once only
+        (`START_RETRIES`): an unreachable Fritz is said in seconds, and the supervisor starts again later.
         """
-        prof = self.profile()
+        prof = self.profile(retries=START_RETRIES)
         user_id = prof.get("id")
         need = [a for a in acls]
         token_acls = self.token_acls()

@@ -29,6 +29,7 @@ class SkyPortalError(Exception):
         transient: bool | None = None,
         data: object = None,
         raw: str | None = None,
+        headline: bool = False,
     ) -> None:
         self.status = status
         self.message = message
@@ -39,6 +40,7 @@ class SkyPortalError(Exception):
             transient = is_transient_status(status)
         self.transient = bool(transient)
         self.data = data
+        self.headline = headline  # the message alone is the line for people (it names the server and key)
         super().__init__(str(self))
 
     def says(self, fragment: str) -> bool:
@@ -46,6 +48,8 @@ class SkyPortalError(Exception):
         return fragment.lower() in (self._raw if self._raw is not None else self.message).lower()
 
     def __str__(self) -> str:
+        if getattr(self, "headline", False):
+            return self.message
         where = f"{self.method} {self.path}"
         code = f"HTTP {self.status}" if self.status is not None else "no response"
         kind = "transient" if self.transient else "permanent"
@@ -54,9 +58,9 @@ class SkyPortalError(Exception):
     def __reduce__(self):  # keep picklable with keyword-only args
         return (
             _rebuild,
-            (self.status, self.message, self.method, self.path, self.transient, self.data),
+            (self.status, self.message, self.method, self.path, self.transient, self.data, self.headline),
         )
 
 
-def _rebuild(status, message, method, path, transient, data):
-    return SkyPortalError(status, message, method, path, transient=transient, data=data)
+def _rebuild(status, message, method, path, transient, data, headline=False):
+    return SkyPortalError(status, message, method, path, transient=transient, data=data, headline=headline)

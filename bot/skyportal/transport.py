@@ -193,11 +193,12 @@ class Transport:
         body: Any = None,
         retry: bool,
         unmasked: bool = False,
+        retries: int | None = None,
     ) -> Any:
-        """Send with retries (if ``retry``) and return the envelope's ``data`` (the token masked out of it;
+        """Send with retries (if ``retry``: ``retries``, default ``max_retries``) and return the envelope's ``data`` (the token masked out of it;
         ``unmasked``: as the server sent it, for a caller that only reads it and returns none of its text);
         raise SkyPortalError."""
-        attempts = 1 + (self.max_retries if retry else 0)
+        attempts = 1 + ((self.max_retries if retries is None else retries) if retry else 0)
 
         def once() -> Any:
             failure = None  # raised outside the except block: the token-bearing exception is not chained
