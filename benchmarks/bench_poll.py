@@ -34,10 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
-import random
-import string
 import subprocess
 import sys
 import tempfile
@@ -50,10 +47,9 @@ ALERT_DIR = REPO.parent / "shared" / "alerts" / "ztf"
 sys.path.insert(0, str(REPO))
 
 from bot.sim.faults import Fault, Faults  # noqa: E402
+from bot.sim.night import CUTOUTS, NIGHT_JD, busy_night  # noqa: E402,F401  (NIGHT_JD: for bench_cycle and bench_memory)
 
-NIGHT_JD = 2460600.65  # the synthesized night starts here
-CUTOUTS = ("cutoutScience", "cutoutTemplate", "cutoutDifference")
-ZTF_NID0 = 2457754.5  # a ZTF candid / 1e15 is within 1e-5 day of jd - ZTF_NID0 (bot.boom.poller)
+
 BOOM_USER, BOOM_PASSWORD = "bench", "bench-pw"
 SOURCES = {  # name -> row label
     "kowalski": "Kowalski",
@@ -63,45 +59,8 @@ SOURCES = {  # name -> row label
 RATE_PER_S, BURST = 50.0, 200  # BOOM's proxy: 50 requests/s per client, burst 200 (docs/contracts.md)
 
 
-def ztf_candid(jd: float, seq: int) -> int:
-    """A candid consistent with its jd as ZTF's are (what BOOM's _id-bounded scan relies on)."""
-    return math.floor((jd - ZTF_NID0) * 1e6) * 10**9 + seq
-
-
 def synthesize(n_alerts: int, seed: int = 1) -> list[dict]:
-    """n_alerts passing alerts (positive, programid 1, magpsf < 19) over ~n_alerts/6.5 objects."""
-    from bot.alert_files import iter_alert_files
-
-    rng = random.Random(seed)
-    packets = [a for f in iter_alert_files([ALERT_DIR]) for a in f.alerts]
-    alerts: list[dict] = []
-    obj = 0
-    while len(alerts) < n_alerts:
-        base = packets[obj % len(packets)]
-        oid = "ZTF24" + "".join(rng.choice(string.ascii_lowercase) for _ in range(7))
-        n = min(rng.choice((6, 7)), n_alerts - len(alerts))
-        shift = NIGHT_JD - base["candidate"]["jd"]
-        history = []
-        for p in base["prv_candidates"] or []:
-            h = dict(p)
-            h["jd"] = p["jd"] + shift - 1.0  # the base packet's history, ending the night before
-            if h.get("candid") is not None:
-                h["candid"] = ztf_candid(h["jd"], 5 * 10**8 + len(alerts) * 100 + len(history))
-            history.append(h)
-        for k in range(n):
-            c = dict(base["candidate"])
-            c["jd"] = NIGHT_JD + 0.04 * k + rng.random() * 0.03
-            c["candid"] = ztf_candid(c["jd"], len(alerts))
-            c["isdiffpos"], c["programid"] = "t", 1
-            c["magpsf"] = 16.0 + rng.random() * 2.9
-            c["fid"] = 1 + k % 2
-            alert = {"schemavsn": base["schemavsn"], "publisher": base["publisher"], "objectId": oid,
-                     "candid": c["candid"], "candidate": c, "prv_candidates": list(history),
-                     **{name: dict(base[name]) for name in CUTOUTS}}
-            alerts.append(alert)
-            history.append({k2: v for k2, v in c.items() if k2 in (base["prv_candidates"] or [c])[0]})
-        obj += 1
-    return alerts
+    return busy_night(n_alerts, ALERT_DIR, seed)
 
 
 BULK_ABOVE = 5000  # the stand-ins' ingestion is quadratic (a linear find per alert): bulk-load big nights
