@@ -3,8 +3,10 @@
 A backtest over an archive scores each alert once; a second run, or a sweep, reads the scores back.
 The preprocessing version names everything besides the model that changes a score: the version of
 the triplet/feature code (`PREPROCESSING_VERSION`, bump it when bot/core/triplets.py or features.py
-change what they compute), where new_drb comes from (braai or the alert) and where the history of the
-derived features comes from (the packet's prv_candidates or Kowalski).
+change what they compute), where new_drb comes from (braai or the alert), where the history of the
+derived features comes from (the packet's prv_candidates or the broker) and, for scores that are not all
+the fp32 model's, the precision rule (`int8>=0.4`: the int8 model, fp32 from that score up; see
+`bot.scoring.scorer.Scorer`). Each cached score keeps its own precision.
 
 The cache also remembers which candids each alert file held (by path, size and mtime), so a warm run
 does not even decode the files whose alerts are all cached. Unscorable alerts are cached with their
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 PREPROCESSING_VERSION = "1"
-FIELDS = ("objectId", "jd", "score", "status", "magpsf", "peakmag_so_far", "age", "drb")
+FIELDS = ("objectId", "jd", "score", "status", "magpsf", "peakmag_so_far", "age", "drb", "precision")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scores (
@@ -35,6 +37,7 @@ CREATE TABLE IF NOT EXISTS scores (
     peakmag_so_far REAL,
     age            REAL,
     drb            REAL,
+    precision      TEXT,              -- fp32 or int8: which model gave the score
     PRIMARY KEY (candid, model_version, preprocessing)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS files (
@@ -46,9 +49,11 @@ CREATE TABLE IF NOT EXISTS files (
 """
 
 
-def preprocessing_key(drb_source: str, history: str) -> str:
-    """The preprocessing version of a score: code version, new_drb source, history source."""
-    return f"{PREPROCESSING_VERSION};drb={drb_source};history={history}"
+def preprocessing_key(drb_source: str, history: str, precision: str = "fp32") -> str:
+    """The preprocessing version of a score: code version, new_drb source, history source (and the
+    precision rule, when the scores are not all fp32)."""
+    key = f"{PREPROCESSING_VERSION};drb={drb_source};history={history}"
+    return key if precision == "fp32" else f"{key};precision={precision}"
 
 
 def _stat(path: str) -> tuple[int, int] | None:
@@ -71,6 +76,10 @@ class ScoreCache:
             self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(scores)")}
+        if "precision" not in columns:  # a cache written before scores kept their precision (all fp32)
+            with self._conn:
+                self._conn.execute("ALTER TABLE scores ADD COLUMN precision TEXT")
 
     def close(self) -> None:
         self._conn.close()

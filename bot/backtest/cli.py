@@ -30,6 +30,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     bt.add_argument("--compare", metavar="LAB.yaml",
                     help="a second config (lab) whose policies run over the same alerts and scores as --config's "
                          "(prod): per policy, the sources only one selects, decision-time changes, the metric changes")
+    bt.add_argument("--compare-backend", metavar="BACKEND", choices=("onnx", "onnx-int8", "tensorflow"),
+                    help="score the same alerts again with this backend (onnx-int8: the daemon's int8 rule) and "
+                         "compare the trial policies' decisions (the config's, --set/--sweep applied) under both: "
+                         "flips, time changes, the metric changes; with --alerts or --broker")
     bt.add_argument("--format", choices=("table", "json", "csv"), default="table",
                     help="table (default); json: JSON Lines, one object per trial policy; csv: one row per trial")
     bt.add_argument("--report", metavar="DIR", help="also write DIR/index.html with PNG plots")
@@ -56,8 +60,10 @@ def add_sample_arguments(parser) -> None:
     parser.add_argument("--cache-dir", metavar="DIR", help="model cache (default: models.cache_dir, $BTSBOT_CACHE_DIR)")
     parser.add_argument("--score-cache", metavar="FILE", help="score cache (default: scores.sqlite in the cache dir)")
     parser.add_argument("--no-score-cache", action="store_true", help="score everything, cache nothing")
-    parser.add_argument("--backend", choices=("auto", "onnx", "tensorflow"),
-                        help="default: models.backend (auto scores in fp32 here: scores are cached and compared)")
+    parser.add_argument("--backend", choices=("auto", "onnx", "onnx-int8", "tensorflow"),
+                        help="default: models.backend (auto scores in fp32 here: scores are cached and compared; "
+                             "onnx-int8: the daemon's rule, the int8 model with fp32 from the lowest min_score "
+                             "minus models.int8_guard up)")
     parser.add_argument("--drb-source", choices=("braai", "alert"), help="default: models.drb_source")
     parser.add_argument("--batch-size", type=int, help="alerts per model call (default: models.batch_size)")
 
@@ -66,8 +72,9 @@ def _note(msg: str) -> None:
     print(f"btsbot: {msg}", file=sys.stderr)
 
 
-def load_sample(args, cfg, spec=None):
-    """The sample the arguments name (spec: a ScorerSpec, injected by tests and benchmarks)."""
+def load_sample(args, cfg, spec=None, backend=None, thresholds=None):
+    """The sample the arguments name (spec: a ScorerSpec, injected by tests and benchmarks; else the one of
+    `backend` (default --backend), its int8 fp32 floor set by `thresholds`)."""
     from bot.artifacts import cache_root
     from bot.backtest import sources
     from bot.backtest.cache import ScoreCache
@@ -78,7 +85,8 @@ def load_sample(args, cfg, spec=None):
         if not path.exists():
             raise BacktestError(f"no journal at {path} (--alerts, --broker, --journal, or state.path in the config)")
         return sources.from_journal(path, args.since, args.until)
-    spec = spec or sources.ScorerSpec.from_config(cfg, args.backend, args.cache_dir, args.drb_source, args.batch_size)
+    spec = spec or sources.ScorerSpec.from_config(cfg, backend or args.backend, args.cache_dir, args.drb_source,
+                                                  args.batch_size, thresholds)
     cache = None
     if not args.no_score_cache:
         cache = ScoreCache(args.score_cache or cache_root(args.cache_dir or cfg.models.cache_dir) / "scores.sqlite")
@@ -99,7 +107,7 @@ def load_sample(args, cfg, spec=None):
             cache.close()
 
 
-def cmd_backtest(args, spec=None) -> int:
+def cmd_backtest(args, spec=None, compare_spec=None) -> int:
     from bot.backtest import output
     from bot.backtest.labels import DEFAULT_POSITIVE_TYPES, LabelError, read_labels
     from bot.backtest.run import BacktestError, run_backtest
@@ -116,10 +124,23 @@ def cmd_backtest(args, spec=None) -> int:
         labels = read_labels(args.labels, args.positive_types or DEFAULT_POSITIVE_TYPES) if args.labels else None
         if not trials:
             raise BacktestError("no policy to try: the config has no policies (--config)")
-        sample = load_sample(args, cfg, spec)
+        if args.compare and args.compare_backend:
+            return _die("--compare and --compare-backend: one comparison at a time", EXIT_USAGE)
+        if args.compare_backend and not (args.alerts or args.broker):
+            return _die("--compare-backend scores the alerts again: it needs --alerts or --broker, not a journal",
+                        EXIT_USAGE)
+        mins = sorted({t.policy.min_score for t in trials} | {p.min_score for p, _ in base})
+        sample = load_sample(args, cfg, spec, thresholds=mins)
         reference = args.baseline or bool(args.sweeps)
         bt = run_backtest(sample, trials, labels, baseline_trials(base) if reference else None, compare=args.baseline)
         diffs = None
+        if args.compare_backend:
+            from bot.backtest.compare import compare_sets, precision_line
+
+            other = load_sample(args, cfg, compare_spec, backend=args.compare_backend, thresholds=mins)
+            diffs = compare_sets(bt, run_backtest(other, trials, labels))
+            titles = (f"{_backend_name(args, cfg, spec)} vs {args.compare_backend}",
+                      precision_line(sample, other))
         if args.compare:
             from bot.backtest.compare import compare_sets
             from bot.config import load_config
@@ -127,6 +148,7 @@ def cmd_backtest(args, spec=None) -> int:
             lab = run_backtest(sample, baseline_trials(config_policies(load_config(args.compare))), labels)
             prod = bt if not (args.sets or args.sweeps) else run_backtest(sample, baseline_trials(base), labels)
             diffs = compare_sets(prod, lab)
+            titles = ("prod vs lab", "the same alerts and scores")
     except (LabelError, BacktestError) as exc:
         return _die(str(exc), EXIT_FAILED)
     if args.format == "table":
@@ -139,11 +161,24 @@ def cmd_backtest(args, spec=None) -> int:
         from bot.backtest import compare
 
         if args.format == "json":
-            compare.write_json(bt, diffs, sys.stdout)
+            compare.write_json(bt, diffs, sys.stdout, *titles)
         else:
-            compare.write_text(bt, diffs, sys.stdout if args.format == "table" else sys.stderr)
+            compare.write_text(bt, diffs, sys.stdout if args.format == "table" else sys.stderr, *titles)
     if args.report:
         from bot.backtest.html import write_report
 
         _note(f"report: {write_report(bt, Path(args.report))}")
     return EXIT_OK
+
+
+def _backend_name(args, cfg, spec) -> str:
+    """The first sample's backend, for the comparison's title."""
+    if spec is not None and spec.backend:
+        return spec.backend
+    if spec is not None:
+        return "the given scorer"
+    from bot.artifacts import cache_root
+    from bot.scoring.scorer import resolve_backend
+
+    return resolve_backend(args.backend or cfg.models.backend, cache_root(args.cache_dir or cfg.models.cache_dir),
+                           for_scores=True)[0]

@@ -74,11 +74,26 @@ def as_dicts(prod: Backtest, diffs: list[PolicyDiff]) -> list[dict]:
              "d_median_delay_days": d.delta("median_delay_days"), "same": d.same} for d in diffs]
 
 
-def write_text(prod: Backtest, diffs: list[PolicyDiff], out: TextIO) -> None:
+def precision_line(a, b) -> str:
+    """How the scores of two samples of the same alerts differ (a model or precision comparison)."""
+    mine = {int(r["candid"]): r for r in a.alerts if r.get("score") is not None}
+    both = [(mine[int(r["candid"])], r) for r in b.alerts if r.get("score") is not None and int(r["candid"]) in mine]
+    if not both:
+        return "no alert scored by both"
+    diff = max(abs(float(x["score"]) - float(y["score"])) for x, y in both)
+    by = {}
+    for _, y in both:
+        by[y.get("precision") or "?"] = by.get(y.get("precision") or "?", 0) + 1
+    kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(by.items()))
+    return f"the same {len(both):,} alerts; max |score difference| {diff:.4f}; second scores: {kinds}"
+
+
+def write_text(prod: Backtest, diffs: list[PolicyDiff], out: TextIO, title: str = "prod vs lab",
+               what: str = "the same alerts and scores") -> None:
     def f(x, fmt="+.3f"):
         return "-" if x is None else format(x, fmt)
 
-    out.write("\nprod vs lab (the same alerts and scores):\n")
+    out.write(f"\n{title} ({what}):\n")
     for row in as_dicts(prod, diffs):
         where = "" if row["in_prod"] and row["in_lab"] else (" (lab only)" if row["in_lab"] else " (prod only)")
         out.write(f"{row['policy']}{where}: selected {row['selected_prod'] if row['selected_prod'] is not None else '-'}"
@@ -93,7 +108,8 @@ def write_text(prod: Backtest, diffs: list[PolicyDiff], out: TextIO) -> None:
             out.write(f"  moved: {m['objectId']} {m['prod_at']} -> {m['lab_at']} ({m['dt_hours']:+.2f} h)\n")
 
 
-def write_json(prod: Backtest, diffs: list[PolicyDiff], out: TextIO) -> None:
-    """JSON Lines, one object per policy name, each with `"compare": true`."""
+def write_json(prod: Backtest, diffs: list[PolicyDiff], out: TextIO, title: str = "prod vs lab",
+               what: str = "the same alerts and scores") -> None:
+    """JSON Lines, one object per policy name, each with `"compare": "<title>"` and what was compared."""
     for row in as_dicts(prod, diffs):
-        out.write(json.dumps({"compare": True, **row}) + "\n")
+        out.write(json.dumps({"compare": title, "compared": what, **row}) + "\n")

@@ -36,25 +36,40 @@ class Sample:
 class ScorerSpec:
     """The scorer a backtest scores with, loaded only if some alert is not in the cache."""
 
-    def __init__(self, model_version: str, drb_source: str, load: Callable[[], object]):
+    def __init__(self, model_version: str, drb_source: str, load: Callable[[], object], precision: str = "fp32",
+                 backend: str | None = None):
         self.model_version, self.drb_source, self._load = model_version, drb_source, load
+        self.precision = precision  # the precision rule of its scores (`bot.scoring.scorer.precision_rule`)
+        self.backend = backend  # the backend's name, for people (None: unknown, an injected scorer)
         self._scorer = None
 
     @classmethod
     def of(cls, scorer) -> "ScorerSpec":
         """A spec around a scorer already loaded (tests share one)."""
-        spec = cls(scorer.model_version, scorer.drb_source, lambda: scorer)
+        from bot.scoring.scorer import precision_rule
+
+        backend = "onnx-int8" if scorer.rescores else getattr(scorer, "backend", None)
+        spec = cls(scorer.model_version, scorer.drb_source, lambda: scorer,
+                   precision_rule(backend or "fp32", scorer.thresholds, scorer.guard), backend)
         spec._scorer = scorer
         return spec
 
     @classmethod
-    def from_config(cls, cfg, backend=None, cache_dir=None, drb_source=None, batch_size=None) -> "ScorerSpec":
-        from bot.artifacts import get_artifact
-        from bot.scoring.scorer import build_scorer
+    def from_config(cls, cfg, backend=None, cache_dir=None, drb_source=None, batch_size=None,
+                    thresholds=None) -> "ScorerSpec":
+        """The scorer of `models.*` (the arguments overriding it); `auto` scores in fp32 here (cached scores
+        are the model as trained); `onnx-int8` asked for by name is the daemon's precision rule, its fp32
+        floor set by `thresholds` (the trial policies' min_scores) or the config's policies."""
+        from bot.artifacts import cache_root, get_artifact
+        from bot.scoring.scorer import build_scorer, precision_rule, resolve_backend
 
         drb = drb_source or cfg.models.drb_source
+        chosen, _ = resolve_backend(backend or cfg.models.backend, cache_root(cache_dir or cfg.models.cache_dir),
+                                    for_scores=True)
+        mins = [p.min_score for p in cfg.policies] if thresholds is None else list(thresholds)
         return cls(get_artifact("models", "btsbot").version, drb,
-                   lambda: build_scorer(cfg, backend, cache_dir, drb, batch_size, for_scores=True))  # cached scores: fp32
+                   lambda: build_scorer(cfg, chosen, cache_dir, drb, batch_size, thresholds=mins),
+                   precision_rule(chosen, mins, cfg.models.int8_guard), chosen)
 
     @property
     def scorer(self):
@@ -71,7 +86,7 @@ def result_row(r, model_version: str) -> dict:
     return {"candid": int(r.candid), "objectId": r.objectId, "jd": float(r.jd), "score": r.score,
             "status": r.status, "magpsf": r.magpsf, "peakmag_so_far": r.features.get("peakmag_so_far"),
             "age": r.features.get("age"), "drb": r.features.get("new_drb"), "model_version": model_version,
-            "fid": r.fid}
+            "fid": r.fid, "precision": r.precision}
 
 
 def _keyed(r) -> bool:
@@ -97,7 +112,7 @@ class _Locked:
 def from_files(inputs: Iterable[str], spec: ScorerSpec, cache: ScoreCache | None, chunk: int = 128,
                on_file: Callable[[], None] = lambda: None) -> Sample:
     """Alerts of avro files (directories searched recursively), scored or read from the cache."""
-    mv, pp = spec.model_version, preprocessing_key(spec.drb_source, "packet")
+    mv, pp = spec.model_version, preprocessing_key(spec.drb_source, "packet", spec.precision)
     sample = Sample([], "files")
     files = list(find_alert_files(inputs))
     where: dict[int, str] = {}  # candid -> its file, to read an alert's cutouts again for the report
@@ -207,7 +222,7 @@ def from_broker(cfg, spec: ScorerSpec, cache: ScoreCache | None, since_jd: float
         if own:
             client.close()
     # the history each broker returns differs (BOOM keeps one detection per jd): scores cached per broker
-    mv, pp = spec.model_version, preprocessing_key(spec.drb_source, source)
+    mv, pp = spec.model_version, preprocessing_key(spec.drb_source, source, spec.precision)
     sample = Sample([], source, inputs=len(batch.alerts))
     known = cache.get(batch.candids, mv, pp) if cache is not None else {}
     sample.alerts.extend(known[c] for c in batch.candids if c in known)

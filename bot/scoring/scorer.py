@@ -77,6 +77,18 @@ def _batches(n: int, size: int) -> Iterable[slice]:
         yield slice(start, min(start + size, n))
 
 
+def fp32_floor(thresholds: Iterable[float], guard: float) -> float:
+    """The int8 score from which the fp32 model gives the score: the lowest threshold (default 0.5) minus
+    the guard."""
+    return min((float(t) for t in thresholds), default=0.5) - float(guard)
+
+
+def precision_rule(backend: str, thresholds: Iterable[float], guard: float) -> str:
+    """What a backend's scores are, as the score cache keys them: "fp32", or "int8>=F" (the int8 model,
+    fp32 from F up)."""
+    return f"int8>={fp32_floor(thresholds, guard):g}" if backend == "onnx-int8" else "fp32"
+
+
 class Scorer:
     """Scores batches of alerts with one BTSbot model and one braai model (same backend or not).
 
@@ -103,7 +115,7 @@ class Scorer:
         self.batch_size, self.drb_source, self.model_version = batch_size, drb_source, model_version
         self.fp32_model, self.guard = fp32_model, float(guard)
         self.thresholds = tuple(sorted({float(t) for t in thresholds})) or (0.5,)
-        self.fp32_floor = self.thresholds[0] - self.guard
+        self.fp32_floor = fp32_floor(self.thresholds, self.guard)
         self.precision = getattr(model, "precision", "fp32")
 
     def stage(self, alerts: Sequence[dict], histories: Sequence[Iterable[dict]] | None = None) -> "Staged":
@@ -189,9 +201,11 @@ class Scorer:
 
 
 def build_scorer(cfg, backend: str | None = None, cache_dir=None, drb_source: str | None = None,
-                 batch_size: int | None = None, for_scores: bool = False) -> Scorer:
+                 batch_size: int | None = None, for_scores: bool = False,
+                 thresholds: Iterable[float] | None = None) -> Scorer:
     """The scorer the configuration describes (`models.*`), the arguments overriding it; `models.backend:
-    auto` is resolved here (`bot.scoring.cpu`; `for_scores`: the `btsbot score` command's rule)."""
+    auto` is resolved here (`bot.scoring.cpu`; `for_scores`: the `btsbot score` command's rule).
+    `thresholds`: the min_scores an int8 scorer's fp32 floor is set by (default: the config's policies')."""
     from bot.artifacts import cache_root, get_artifact
     from bot.scoring.backends import load_backends
 
@@ -202,7 +216,8 @@ def build_scorer(cfg, backend: str | None = None, cache_dir=None, drb_source: st
     model, braai, fp32 = loaded if len(loaded) == 3 else (*loaded, None)
     scorer = Scorer(model, braai, batch_size=batch_size or cfg.models.batch_size,
                     drb_source=drb_source or cfg.models.drb_source, model_version=get_artifact("models", "btsbot").version,
-                    fp32_model=fp32, guard=cfg.models.int8_guard, thresholds=[p.min_score for p in cfg.policies])
+                    fp32_model=fp32, guard=cfg.models.int8_guard,
+                    thresholds=[p.min_score for p in cfg.policies] if thresholds is None else thresholds)
     scorer.backend, scorer.backend_reason = chosen, why
     return scorer
 
