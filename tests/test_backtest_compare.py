@@ -48,3 +48,22 @@ def test_the_same_config_compares_equal(demo_journal, capsys):
     assert main(["backtest", "--journal", str(demo_journal), "--compare", str(defaults)]) == 0
     text = capsys.readouterr().out.split("prod vs lab")[1]
     assert text.count("the same decisions") == 2 and "flip" not in text and "moved" not in text
+
+
+def test_the_comparison_is_in_the_html_report(demo_journal, tmp_path, capsys):
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(LAB)
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"objectId,label\n{SN},1\n{CV},0\n")
+    out = tmp_path / "report"
+    assert main(["backtest", "--journal", str(demo_journal), "--labels", str(labels), "--compare", str(lab),
+                 "--report", str(out)]) == 0
+    capsys.readouterr()
+    page = (out / "index.html").read_text()
+    section = page[page.index("<h2>Compared: prod vs lab</h2>"):page.index("<h2>Completeness and purity")]
+    assert f"flip: {SN} selected by prod only (at 2023-10-05 10:37:55 UTC; label 1)" in section
+    assert f"moved: {SN} 2023-10-05 10:37:55 UTC → 2023-10-03 10:35:02 UTC (-48.05 h)" in section
+    assert "lab_only (lab only)" in section and "-1.000" in section
+    plain = tmp_path / "plain"
+    assert main(["backtest", "--journal", str(demo_journal), "--report", str(plain)]) == 0
+    assert "Compared:" not in (plain / "index.html").read_text()

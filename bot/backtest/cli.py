@@ -167,7 +167,7 @@ def cmd_backtest(args, spec=None, compare_spec=None) -> int:
     if args.report:
         from bot.backtest.html import write_report
 
-        _note(f"report: {write_report(bt, Path(args.report))}")
+        _note(f"report: {write_report(bt, Path(args.report), diffs, titles if diffs is not None else None)}")
     return EXIT_OK
 
 

@@ -62,8 +62,9 @@ def _rows(bt: Backtest) -> list[dict]:
     return out
 
 
-def write_report(bt: Backtest, out_dir: str | Path) -> Path:
-    """DIR/index.html (templates/backtest.html.j2), its stylesheet and PNG plots: works offline."""
+def write_report(bt: Backtest, out_dir: str | Path, diffs=None, titles: tuple[str, str] | None = None) -> Path:
+    """DIR/index.html (templates/backtest.html.j2), its stylesheet and PNG plots: works offline; `diffs`
+    (`bot.backtest.compare.compare_sets`, with its `titles`): the comparison section."""
     from bot.report.render import render_page
 
     out = Path(out_dir)
@@ -89,7 +90,14 @@ def write_report(bt: Backtest, out_dir: str | Path) -> Path:
                "compare": any(r.gained is not None for r in bt.results), "few": FEW_SOURCES,
                "full_table": frame(bt).to_html(index=False, na_rep="-", float_format=lambda x: f"{x:.3f}"),
                "sweeps": sweeps, "delays": bool(delays), "labelled": bt.labelled, "misses": misses,
-               "more_misses": more}
+               "more_misses": more, "comparison": None}
+    if diffs is not None:
+        from bot.backtest.compare import as_dicts
+
+        title, what = titles or ("prod vs lab", "the same alerts and scores")
+        first, _, second = title.partition(" vs ")
+        context["comparison"] = {"title": title, "what": what, "rows": as_dicts(bt, diffs),
+                                 "first": first, "second": second or "the second"}
     return render_page("backtest.html.j2", context, out)
 
 
