@@ -17,15 +17,10 @@ from urllib.parse import quote
 
 import requests
 
-from bot.ids import OBJECT_ID_RE as OBJ_ID_RE  # SP 1.1
+from bot.ids import OBJECT_ID_RE  # docs/contracts.md: SkyPortal's object ids
+from bot.retry import TRANSIENT_HTTP_STATUSES
 from bot.skyportal.errors import SkyPortalError
-from bot.skyportal.transport import (
-    RETRY_AFTER_STATUSES,  # noqa: F401  (re-exported)
-    RETRY_STATUSES,
-    RateLimiter,
-    Transport,
-    raw_error_text,
-)
+from bot.skyportal.transport import RateLimiter, Transport, raw_error_text
 
 __all__ = [
     "CommentResult",
@@ -511,7 +506,7 @@ class SkyPortalClient:
                 return FollowupResult("rejected", rid, rstatus, rstatus, env, 200)
             return FollowupResult("posted", rid, rstatus, None, env, 200)
         msg, raw_msg = self.transport.error_text(r), raw_error_text(r)
-        if r.status in RETRY_STATUSES or r.status >= 500 or env is None:
+        if r.status in TRANSIENT_HTTP_STATUSES or r.status >= 500 or env is None:
             return FollowupResult("unknown", None, None, msg, env, r.status, raw_msg)
         return FollowupResult("failed", None, None, msg, env, r.status, raw_msg)
 
@@ -554,7 +549,7 @@ def _as_id(what: str, v: Any) -> int:
 
 
 def _check_obj_id(obj_id: Any) -> None:
-    if not isinstance(obj_id, str) or not OBJ_ID_RE.match(obj_id):
+    if not isinstance(obj_id, str) or not OBJECT_ID_RE.match(obj_id):
         raise ValueError(f"obj_id {obj_id!r} is not a valid SkyPortal object id")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from bot.retry import TRANSIENT_HTTP_STATUSES as TRANSIENT_STATUSES  # noqa: F401  (the one table: bot/retry.py)
 from bot.retry import is_transient_status
 
 

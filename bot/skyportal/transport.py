@@ -31,12 +31,10 @@ import requests
 
 from bot.ratelimit import RateLimiter
 from bot.redaction import redact
-from bot.retry import RETRY_AFTER_STATUSES, TRANSIENT_HTTP_STATUSES, no_answer, retrying
+from bot.retry import RETRY_AFTER_STATUSES, no_answer, retrying
 from bot.skyportal.errors import SkyPortalError
 
 __all__ = [
-    "RETRY_AFTER_STATUSES",
-    "RETRY_STATUSES",
     "RateLimiter",
     "Transport",
     "raw_error_text",
@@ -44,8 +42,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# one table for both (bot/retry.py): a status is retried exactly when it is transient
-RETRY_STATUSES = TRANSIENT_HTTP_STATUSES
 
 def raw_error_text(r: "_Response") -> str:
     """The answer's error text as the server wrote it: to interpret, never to show (see error_text)."""
