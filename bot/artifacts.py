@@ -139,11 +139,29 @@ def _verify(art: Artifact, path: Path, origin: str) -> None:
         raise ArtifactError(f"{art.file} from {origin} has sha256 {digest}, the manifest says {art.sha256}")
 
 
+def _safe_members(tar: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:
+    """The members of a tar that stay inside `dest`: regular files and directories only (what the "data"
+    filter of newer Pythons allows of a model archive); anything else is an error."""
+    root = dest.resolve()
+    out = []
+    for m in tar.getmembers():
+        target = (root / m.name).resolve()
+        if m.name.startswith("/") or (target != root and root not in target.parents):
+            raise tarfile.TarError(f"member {m.name!r} would land outside {dest}")
+        if not (m.isfile() or m.isdir()):
+            raise tarfile.TarError(f"member {m.name!r} is not a regular file or directory")
+        out.append(m)
+    return out
+
+
 def _unpack(art: Artifact, src: Path, dest: Path) -> None:
     if art.kind == "savedmodel-tar":
         try:
             with tarfile.open(src) as tar:  # "r:*": the production "tar.gz" is a plain tar
-                tar.extractall(dest, filter="data")
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(dest, filter="data")
+                else:  # Python < 3.11.4 (Debian 12's 3.11.2): the same refusals, checked here
+                    tar.extractall(dest, members=_safe_members(tar, dest))
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise ArtifactError(f"{art.file} is not a readable tar archive ({exc})") from None
         if not (dest / (art.member or "")).is_dir():
