@@ -32,6 +32,10 @@ from bot.retry import no_answer, retrying
 
 log = logging.getLogger(__name__)
 
+# no answer at all, not a proxy's 5xx: connect() gives up after its second attempt (`bot.retry.no_answer`)
+UNREACHABLE = ("connection refused", "host not found", "host not found (DNS)", "no route to host",
+               "network unreachable", "connect timed out")
+
 INSTANCE = "default"  # penquins' key for a plainly constructed client
 REQUIRED_CATALOGS = (Q.ALERTS, Q.AUX)
 
@@ -189,20 +193,27 @@ class KowalskiClient:
         else:
             kwargs.update(username=self._username, password=self._password)
 
+        tried = [0]
+
         def build() -> Kowalski:
             try:
                 return Kowalski(**kwargs)
             except ValueError as exc:  # penquins wraps every failure of add() in a ValueError
                 cause = exc.__context__
                 if isinstance(cause, (requests.exceptions.RequestException, json.JSONDecodeError)):
+                    why = no_answer(cause) if isinstance(cause, requests.exceptions.RequestException) else str(cause)
+                    tried[0] += 1
+                    if why in UNREACHABLE and tried[0] >= 2:  # nothing answers there: said quickly, at start
+                        raise KowalskiError(f"cannot reach Kowalski at {self.url} (kowalski.host/port): "
+                                            f"{self._scrub(why)} (gave up after {tried[0]} attempts)") from None
                     raise KowalskiError(f"cannot reach Kowalski at {self.url} (kowalski.host/port): "
-                                        f"{self._scrub(no_answer(cause))}", transient=True) from None
+                                        f"{self._scrub(why)}", transient=True) from None
                 if "Authentication failed" in str(exc) or "wrong credentials" in str(exc):
                     raise KowalskiError(f"Kowalski at {self.url} refused the username/password: "
                                         f"{self._scrub(exc)}") from None
                 raise KowalskiError(f"cannot connect to Kowalski at {self.url}: {self._scrub(exc)}") from None
 
-        k = self._retrying("connect", build, attempts=min(2, self.retries + 1))  # an unreachable Kowalski: said quickly
+        k = self._retrying("connect", build)
         self._count(1 if self._token is not None else 2)  # catalog_names (+ auth) sent during construction
         self._instrument(k.instances[INSTANCE]["session"])
         catalogs = list(k.instances[INSTANCE].get("catalogs") or [])
