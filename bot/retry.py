@@ -34,6 +34,11 @@ _NO_ANSWER = (  # (text in the exception chain, what an operator reads)
 )
 
 
+# what no_answer says when nothing answered at all (no server there), unlike a cut or refused conversation
+UNREACHABLE = frozenset({"connection refused", "host not found", "host not found (DNS)", "no route to host",
+                         "network unreachable", "connect timed out"})
+
+
 def no_answer(exc: BaseException) -> str:
     """Why a request got no HTTP answer, in a few words ("connection refused", "timed out", ...) instead
     of urllib3's nested repr; falls back to the exception's type and text."""

@@ -72,9 +72,8 @@ def _note(msg: str) -> None:
     print(f"btsbot: {msg}", file=sys.stderr)
 
 
-def load_sample(args, cfg, spec=None, backend=None, thresholds=None):
-    """The sample the arguments name (spec: a ScorerSpec, injected by tests and benchmarks; else the one of
-    `backend` (default --backend), its int8 fp32 floor set by `thresholds`)."""
+def load_sample(args, cfg, spec=None):
+    """The sample the arguments name (spec: a ScorerSpec, injected by tests and benchmarks)."""
     from bot.artifacts import cache_root
     from bot.backtest import sources
     from bot.backtest.cache import ScoreCache
@@ -85,8 +84,7 @@ def load_sample(args, cfg, spec=None, backend=None, thresholds=None):
         if not path.exists():
             raise BacktestError(f"no journal at {path} (--alerts, --broker, --journal, or state.path in the config)")
         return sources.from_journal(path, args.since, args.until)
-    spec = spec or sources.ScorerSpec.from_config(cfg, backend or args.backend, args.cache_dir, args.drb_source,
-                                                  args.batch_size, thresholds)
+    spec = spec or sources.ScorerSpec.from_config(cfg, args.backend, args.cache_dir, args.drb_source, args.batch_size)
     cache = None
     if not args.no_score_cache:
         cache = ScoreCache(args.score_cache or cache_root(args.cache_dir or cfg.models.cache_dir) / "scores.sqlite")
@@ -109,6 +107,7 @@ def load_sample(args, cfg, spec=None, backend=None, thresholds=None):
 
 def cmd_backtest(args, spec=None, compare_spec=None) -> int:
     from bot.backtest import output
+    from bot.backtest.sources import ScorerSpec
     from bot.backtest.labels import DEFAULT_POSITIVE_TYPES, LabelError, read_labels
     from bot.backtest.run import BacktestError, run_backtest
     from bot.backtest.trials import TrialError, baseline_trials, build_trials, config_policies
@@ -129,18 +128,22 @@ def cmd_backtest(args, spec=None, compare_spec=None) -> int:
         if args.compare_backend and not (args.alerts or args.broker):
             return _die("--compare-backend scores the alerts again: it needs --alerts or --broker, not a journal",
                         EXIT_USAGE)
-        mins = sorted({t.policy.min_score for t in trials} | {p.min_score for p, _ in base})
-        sample = load_sample(args, cfg, spec, thresholds=mins)
+        mins = sorted({t.policy.min_score for t in trials} | {p.min_score for p, _ in base})  # int8's fp32 floor
+
+        def scorer_spec(backend):
+            return ScorerSpec.from_config(cfg, backend, args.cache_dir, args.drb_source, args.batch_size, mins)
+
+        spec = spec or scorer_spec(args.backend)
+        sample = load_sample(args, cfg, spec)
         reference = args.baseline or bool(args.sweeps)
         bt = run_backtest(sample, trials, labels, baseline_trials(base) if reference else None, compare=args.baseline)
         diffs = None
         if args.compare_backend:
             from bot.backtest.compare import compare_sets, precision_line
 
-            other = load_sample(args, cfg, compare_spec, backend=args.compare_backend, thresholds=mins)
+            other = load_sample(args, cfg, compare_spec or scorer_spec(args.compare_backend))
             diffs = compare_sets(bt, run_backtest(other, trials, labels))
-            titles = (f"{_backend_name(args, cfg, spec)} vs {args.compare_backend}",
-                      precision_line(sample, other))
+            titles = (f"{spec.backend or 'the given scorer'} vs {args.compare_backend}", precision_line(sample, other))
         if args.compare:
             from bot.backtest.compare import compare_sets
             from bot.config import load_config
@@ -170,15 +173,3 @@ def cmd_backtest(args, spec=None, compare_spec=None) -> int:
         _note(f"report: {write_report(bt, Path(args.report), diffs, titles if diffs is not None else None)}")
     return EXIT_OK
 
-
-def _backend_name(args, cfg, spec) -> str:
-    """The first sample's backend, for the comparison's title."""
-    if spec is not None and spec.backend:
-        return spec.backend
-    if spec is not None:
-        return "the given scorer"
-    from bot.artifacts import cache_root
-    from bot.scoring.scorer import resolve_backend
-
-    return resolve_backend(args.backend or cfg.models.backend, cache_root(args.cache_dir or cfg.models.cache_dir),
-                           for_scores=True)[0]

@@ -6,6 +6,7 @@ median delay."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -81,9 +82,7 @@ def precision_line(a, b) -> str:
     if not both:
         return "no alert scored by both"
     diff = max(abs(float(x["score"]) - float(y["score"])) for x, y in both)
-    by = {}
-    for _, y in both:
-        by[y.get("precision") or "?"] = by.get(y.get("precision") or "?", 0) + 1
+    by = Counter(y.get("precision") or "?" for _, y in both)
     kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(by.items()))
     return f"the same {len(both):,} alerts; max |score difference| {diff:.4f}; second scores: {kinds}"
 

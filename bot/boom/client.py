@@ -141,7 +141,8 @@ class BoomClient:
                 resp = self._send(method, path, json=json, params=params)
             return self._check(resp, path)
 
-        body = retrying(attempt, attempts=self.retries + 1 if attempts is None else attempts, backoff_s=self.backoff_s, sleep=self.sleep,
+        attempts = self.retries + 1 if attempts is None else attempts
+        body = retrying(attempt, attempts=attempts, backoff_s=self.backoff_s, sleep=self.sleep,
                         wait_hint=lambda exc: getattr(exc, "retry_after_s", None),
                         on_retry=lambda exc, i, wait: log.info("BOOM: %s; retry in %.1f s", exc, wait))
         return body.get("data") if isinstance(body, dict) else body

@@ -28,13 +28,9 @@ from penquins import Kowalski
 
 from bot.kowalski import queries as Q
 from bot.redaction import redact
-from bot.retry import no_answer, retrying
+from bot.retry import UNREACHABLE, no_answer, retrying
 
 log = logging.getLogger(__name__)
-
-# no answer at all, not a proxy's 5xx: connect() gives up after its second attempt (`bot.retry.no_answer`)
-UNREACHABLE = ("connection refused", "host not found", "host not found (DNS)", "no route to host",
-               "network unreachable", "connect timed out")
 
 INSTANCE = "default"  # penquins' key for a plainly constructed client
 REQUIRED_CATALOGS = (Q.ALERTS, Q.AUX)
@@ -147,10 +143,9 @@ class KowalskiClient:
 
         session.send = counting_send
 
-    def _retrying(self, what: str, fn: Callable[[], Any], attempts: int | None = None) -> Any:
-        """Run fn, retrying transient failures with exponential backoff (`attempts`, default retries + 1);
-        raise KowalskiError at the end."""
-        attempts = self.retries + 1 if attempts is None else attempts
+    def _retrying(self, what: str, fn: Callable[[], Any]) -> Any:
+        """Run fn, retrying transient failures with exponential backoff; raise KowalskiError at the end."""
+        attempts = self.retries + 1
 
         def once() -> Any:
             try:
@@ -203,7 +198,7 @@ class KowalskiClient:
                 if isinstance(cause, (requests.exceptions.RequestException, json.JSONDecodeError)):
                     why = no_answer(cause) if isinstance(cause, requests.exceptions.RequestException) else str(cause)
                     tried[0] += 1
-                    if why in UNREACHABLE and tried[0] >= 2:  # nothing answers there: said quickly, at start
+                    if why in UNREACHABLE and tried[0] >= 2:  # no server there (not a proxy's 5xx): said quickly, at start
                         raise KowalskiError(f"cannot reach Kowalski at {self.url} (kowalski.host/port): "
                                             f"{self._scrub(why)} (gave up after {tried[0]} attempts)") from None
                     raise KowalskiError(f"cannot reach Kowalski at {self.url} (kowalski.host/port): "
