@@ -125,7 +125,8 @@ def main():
 
     backends = list(dict.fromkeys(["onnx", "onnx-int8", *args.backends]))
     for backend in backends:
-        model, braai, *_ = load_backends(backend, cache)
+        loaded = load_backends(backend, cache)
+        model, braai = loaded.model, loaded.braai
         if backend != "tensorflow":
             preds[backend] = model.predict(triplets[: len(alerts)], feats[: len(alerts)])
         t_braai = timed(lambda: [braai.predict(triplets[i : i + 256]) for i in range(0, len(batch), 256)], 1)

@@ -6,8 +6,9 @@ backend of theirs is built, so the ONNX path never imports TensorFlow.
 from __future__ import annotations
 
 import json
-import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -139,25 +140,42 @@ class OnnxBraai(_OnnxModel):
         return self._session.run(None, feeds)[0][:, 0].astype(np.float64)
 
 
-def load_backends(backend: str, cache: Path, threads: int = 0):
-    """(btsbot model, braai model) for a backend name; raises ArtifactError naming what to run.
+@dataclass(frozen=True)
+class Backends:
+    """The models a backend name loads: the BTSbot `model`, `braai`, and with `onnx-int8` (whose `model` is
+    the int8 one) the fp32 BTSbot as `fp32_model`, which scores the alerts from the fp32 floor up
+    (`Scorer`). The field names are `Scorer`'s parameters. It unpacks as `(model, braai)`, or
+    `(model, braai, fp32_model)` when there is one, as the tuples `load_backends` used to return."""
 
-    `onnx-int8` gives (int8 btsbot, fp32 braai, fp32 btsbot): the last one scores the alerts from the fp32 floor up (`Scorer`)."""
+    model: Any
+    braai: Any
+    fp32_model: Any = None
+
+    def __iter__(self) -> Iterator[Any]:
+        yield self.model
+        yield self.braai
+        if self.fp32_model is not None:
+            yield self.fp32_model
+
+
+def load_backends(backend: str, cache: Path, threads: int = 0) -> Backends:
+    """The models of a backend name (`Backends`); raises ArtifactError naming what to run."""
     btsbot_art, braai_art = get_artifact("models", "btsbot"), get_artifact("models", "braai")
     saved_model, h5 = installed_path(btsbot_art, cache), installed_path(braai_art, cache)
     if backend == "tensorflow":
-        return TensorFlowBTSbot(saved_model), TensorFlowBraai(h5)
+        return Backends(TensorFlowBTSbot(saved_model), TensorFlowBraai(h5))
     if backend == "onnx":
         for art in (btsbot_art, braai_art):
             check_conversion(art, cache)
-        return OnnxBTSbot(onnx_path(btsbot_art, cache), threads), OnnxBraai(onnx_path(braai_art, cache), threads)
+        return Backends(OnnxBTSbot(onnx_path(btsbot_art, cache), threads), OnnxBraai(onnx_path(braai_art, cache), threads))
     if backend == "onnx-int8":
         from bot.scoring.int8 import check_int8
 
         for art in (btsbot_art, braai_art):
             check_conversion(art, cache)
-        return (OnnxBTSbot(check_int8(cache), threads, precision="int8"), OnnxBraai(onnx_path(braai_art, cache), threads),
-                OnnxBTSbot(onnx_path(btsbot_art, cache), threads))
+        return Backends(OnnxBTSbot(check_int8(cache), threads, precision="int8"),
+                        OnnxBraai(onnx_path(braai_art, cache), threads),
+                        fp32_model=OnnxBTSbot(onnx_path(btsbot_art, cache), threads))
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 

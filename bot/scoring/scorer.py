@@ -213,10 +213,9 @@ def build_scorer(cfg, backend: str | None = None, cache_dir=None, drb_source: st
     chosen, why = resolve_backend(backend or cfg.models.backend, cache, for_scores)
     log.info("models: %s (%s)", chosen, why)
     loaded = load_backends(chosen, cache, threads=cfg.models.threads)
-    model, braai, fp32 = loaded if len(loaded) == 3 else (*loaded, None)
-    scorer = Scorer(model, braai, batch_size=batch_size or cfg.models.batch_size,
+    scorer = Scorer(loaded.model, loaded.braai, batch_size=batch_size or cfg.models.batch_size,
                     drb_source=drb_source or cfg.models.drb_source, model_version=get_artifact("models", "btsbot").version,
-                    fp32_model=fp32, guard=cfg.models.int8_guard,
+                    fp32_model=loaded.fp32_model, guard=cfg.models.int8_guard,
                     thresholds=[p.min_score for p in cfg.policies] if thresholds is None else thresholds)
     scorer.backend, scorer.backend_reason = chosen, why
     return scorer
