@@ -142,9 +142,7 @@ def _chunk(rt: Runtime, batch, report: CycleReport) -> None:
         n_before = len(report.decisions)
         touched = _plan(rt, rows, report)
         _keep_evidence(rt, batch, report.decisions[n_before:])
-        if touched:
-            owed = set(_owed(rt)) | set(touched)
-            rt.journal.set_state(ANNOTATIONS_OWED, json.dumps(sorted(owed)))
+        owe_annotations(rt, touched)
         rt.poller.commit(batch)
     report.n_found += batch.n_found
     report.n_new += batch.n_new
@@ -200,6 +198,12 @@ def _plan(rt: Runtime, rows: list[dict], report: CycleReport) -> list[str]:
                 rt.actor.plan(decision, by_candid[decision.candid])
                 report.decisions.append({"policy": policy.name, **decision.evidence, "objectId": oid})
     return touched
+
+
+def owe_annotations(rt: Runtime, object_ids) -> None:
+    """Remember (in the caller's transaction) that these sources' annotations must be planned this cycle."""
+    if object_ids:
+        rt.journal.set_state(ANNOTATIONS_OWED, json.dumps(sorted(set(_owed(rt)) | set(object_ids))))
 
 
 def _owed(rt: Runtime) -> list[str]:

@@ -269,7 +269,8 @@ def start_banner(mode: str, summary: dict) -> str:
     dry = summary["decisions"].get("dry-run", 0)
     if dry and mode == "live":
         line += (f"; the journal holds {dry} dry-run decision(s) on {summary['dry_run_only_sources']} source(s): "
-                 "none counts as done -- live acts on each source at its next alert if its policy still holds")
+                 "none counts as done -- live acts on each source at its next alert if its policy still holds "
+                 "(`run --once --promote-dry-run` acts on the recent ones now)")
     elif dry:
         line += f"; the journal holds {dry} dry-run decision(s) from earlier runs"
     return line

@@ -85,11 +85,14 @@ class Actor:
         return self.ctx.policies
 
     # -- phase 1: plan (pure journal writes) -----------------------------------------------------------
-    def plan(self, decision: Decision, alert: Mapping) -> list[int]:
-        """Journal a decision and its pending actions (idempotent); returns the action ids."""
+    def plan(self, decision: Decision, alert: Mapping, promoted_from: Mapping | None = None) -> list[int]:
+        """Journal a decision and its pending actions (idempotent); returns the action ids. `promoted_from`:
+        the dry-run decision a promotion acts on (`bot.promote`), kept in the decision's evidence."""
         policy = self.policies[decision.policy]
+        evidence = decision.evidence if promoted_from is None else {**decision.evidence,
+                                                                     "promoted_from": dict(promoted_from)}
         did, _ = self.journal.record_decision(decision.policy, decision.objectId, decision.candid, decision.jd,
-                                              decision.evidence, mode=self.mode)
+                                              evidence, mode=self.mode)
         ids = []
         for kind in self.kinds.values():
             if kind.enabled(policy):

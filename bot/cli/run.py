@@ -20,6 +20,12 @@ def register(sub) -> None:
                    "its first cycle starts here and catches up to now",
               "end of the window, run --once only (default: now)")
     run.add_argument("--mode", choices=("dry-run", "live"), help="override the config's mode")
+    run.add_argument("--promote-dry-run", action="store_true",
+                     help="run --once, live: first act on the dry-run decisions whose policy still holds and whose "
+                          "alert is younger than --max-age-days (journaled as live decisions, exactly once), then "
+                          "run the cycle")
+    run.add_argument("--max-age-days", type=float, default=None, metavar="DAYS",
+                     help="with --promote-dry-run: the oldest deciding alert promoted (default: 2)")
     run.set_defaults(func=cmd_run)
 
 
@@ -34,15 +40,35 @@ def cmd_run(args) -> int:
     _check_window(args)
     stop = threading.Event()
     install_stop_handlers(stop)
+    if (args.promote_dry_run or args.max_age_days is not None) and not args.once:
+        raise ConfigError("--promote-dry-run is for run --once (one explicit promotion, then one cycle)")
+    if args.max_age_days is not None and not args.promote_dry_run:
+        raise ConfigError("--max-age-days goes with --promote-dry-run")
+    if args.max_age_days is not None and args.max_age_days <= 0:
+        raise ConfigError(f"--max-age-days must be > 0, not {args.max_age_days:g}")
+    if args.promote_dry_run and cfg.mode != "live":
+        raise ConfigError("--promote-dry-run acts on Fritz: it needs mode: live (or --mode live)")
     if not args.once:
         if args.until is not None:
             raise ConfigError("--until is for run --once; the daemon polls up to now")
         return run_daemon(cfg, stop=stop, since_jd=args.since, hard_exit=True)
     rt = open_runtime(cfg, stop=stop)
     try:
+        if args.promote_dry_run:
+            _promote(rt, args.max_age_days)
         return _run_once(rt, args, stop)
     finally:
         rt.close()
+
+
+def _promote(rt, max_age_days: float | None) -> None:
+    """The dry-run decisions acted on live (`bot.promote`), planned before the cycle that runs them."""
+    from bot.cycle import owe_annotations
+    from bot.promote import DEFAULT_MAX_AGE_DAYS, promote_dry_run
+
+    days = DEFAULT_MAX_AGE_DAYS if max_age_days is None else max_age_days
+    report = promote_dry_run(rt, days, owe_annotation=lambda oids: owe_annotations(rt, oids))
+    print("btsbot: " + "\n".join(report.lines()))
 
 
 def _run_once(rt, args, stop: threading.Event) -> int:
@@ -76,4 +102,5 @@ RUN_EPILOG = """examples:
   btsbot run --once --config btsbot.yaml --since 2023-10-04 --until 2023-10-06
   btsbot run --once --config btsbot.yaml --since mjd:60221.5 --until 2460224.5
   btsbot run --config btsbot.yaml --since 2023-10-01 -v      # the daemon, backfilling from Oct 1st
+  btsbot run --once --config btsbot.yaml --mode live --promote-dry-run   # go live: act on the last 2 days' shadow
 A bare number must be a JD (2000-2100); an MJD needs its prefix (mjd:60222)."""

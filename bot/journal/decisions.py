@@ -50,6 +50,11 @@ class DecisionsMixin:
             return False
         return not ((mode or self.mode) == "live" and d.get("mode") == "dry-run")
 
+    def dry_run_decisions(self) -> list[dict]:
+        """The decisions only a dry-run made (no live decision took them over), oldest alert first."""
+        rows = self._read("SELECT * FROM decisions WHERE mode = 'dry-run' ORDER BY jd, id")
+        return [self._decision(r) for r in rows]
+
     def decided_any(self, object_id: str) -> bool:
         """Whether any policy ever decided `object_id`."""
         return bool(self._read("SELECT 1 FROM decisions WHERE objectId = ? LIMIT 1", (object_id,)))
