@@ -34,14 +34,15 @@ def _silence_tensorflow(cache: Path | None = None) -> None:
 
 
 class TensorFlowBTSbot:
-    """BTSbot through the SavedModel's serving signature (what the Keras-2 model computes)."""
+    """BTSbot through the SavedModel's serving signature (what the Keras-2 model computes). `cache`: the
+    btsbot cache, where TensorFlow's and matplotlib's per-user files go."""
 
     backend = "tensorflow"
 
-    def __init__(self, saved_model_dir: Path):
-        _silence_tensorflow(saved_model_dir.parents[3])
+    def __init__(self, saved_model_dir: Path, cache: Path):
+        _silence_tensorflow(cache)
         try:
-            with quiet_stderr(), cache_env(saved_model_dir.parents[3]):  # TF imports matplotlib: its cache too
+            with quiet_stderr(), cache_env(cache):  # TF imports matplotlib: its cache too
                 import tensorflow as tf
 
                 self._tf = tf
@@ -64,10 +65,10 @@ class TensorFlowBTSbot:
 class TensorFlowBraai:
     backend = "tensorflow"
 
-    def __init__(self, h5_path: Path):
-        _silence_tensorflow(h5_path.parents[3])
+    def __init__(self, h5_path: Path, cache: Path):
+        _silence_tensorflow(cache)
         try:
-            with quiet_stderr(), cache_env(h5_path.parents[3]):
+            with quiet_stderr(), cache_env(cache):
                 import tf_keras
 
                 self._model = tf_keras.models.load_model(str(h5_path), compile=False)
@@ -101,12 +102,11 @@ class _OnnxModel:
     backend = "onnx"
     precision = "fp32"
 
-    def __init__(self, path: Path, threads: int = 0, precision: str = "fp32"):
+    def __init__(self, path: Path, cache: Path, threads: int = 0, precision: str = "fp32"):
         self.precision = precision
         if not path.is_file():
             raise ArtifactError(f"{path} is missing: run `btsbot models convert` (or `btsbot models pull`)")
         # importing onnxruntime (and its first session) writes its telemetry ids: inside the btsbot cache
-        cache = path.parents[3] if len(path.parents) > 3 else path.parent
         with cache_env(cache):
             import onnxruntime as ort
 
@@ -163,19 +163,20 @@ def load_backends(backend: str, cache: Path, threads: int = 0) -> Backends:
     btsbot_art, braai_art = get_artifact("models", "btsbot"), get_artifact("models", "braai")
     saved_model, h5 = installed_path(btsbot_art, cache), installed_path(braai_art, cache)
     if backend == "tensorflow":
-        return Backends(TensorFlowBTSbot(saved_model), TensorFlowBraai(h5))
+        return Backends(TensorFlowBTSbot(saved_model, cache), TensorFlowBraai(h5, cache))
     if backend == "onnx":
         for art in (btsbot_art, braai_art):
             check_conversion(art, cache)
-        return Backends(OnnxBTSbot(onnx_path(btsbot_art, cache), threads), OnnxBraai(onnx_path(braai_art, cache), threads))
+        return Backends(OnnxBTSbot(onnx_path(btsbot_art, cache), cache, threads),
+                        OnnxBraai(onnx_path(braai_art, cache), cache, threads))
     if backend == "onnx-int8":
         from bot.scoring.int8 import check_int8
 
         for art in (btsbot_art, braai_art):
             check_conversion(art, cache)
-        return Backends(OnnxBTSbot(check_int8(cache), threads, precision="int8"),
-                        OnnxBraai(onnx_path(braai_art, cache), threads),
-                        fp32_model=OnnxBTSbot(onnx_path(btsbot_art, cache), threads))
+        return Backends(OnnxBTSbot(check_int8(cache), cache, threads, precision="int8"),
+                        OnnxBraai(onnx_path(braai_art, cache), cache, threads),
+                        fp32_model=OnnxBTSbot(onnx_path(btsbot_art, cache), cache, threads))
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 

@@ -73,7 +73,7 @@ def calibration_inputs(cache: Path) -> tuple[np.ndarray, np.ndarray]:
     from bot.sim.example_night import example_packets, read_example
 
     rows, trips = read_example(*(installed_path(get_artifact("example_data", n), cache) for n in CALIBRATION))
-    braai = OnnxBraai(onnx_path(get_artifact("models", "braai"), cache))
+    braai = OnnxBraai(onnx_path(get_artifact("models", "braai"), cache), cache)
     scorer = Scorer(None, braai)
     triplets, feats, _ = scorer.model_inputs(scorer.stage(example_packets(rows, trips)))
     return np.ascontiguousarray(triplets, np.float32), np.ascontiguousarray(feats, np.float32)
