@@ -18,7 +18,8 @@ Where things live:
   mixins); envelope.py: the handlers' base (response envelope, transaction); context.py: one request (`Ctx`)
   and its query arguments; visibility.py: who may see what; errors.py;
 - handlers by resource: groups.py (sysinfo, profile, groups, streams, allocations, instruments), sources.py
-  (sources, source_groups), comments.py (comments, annotations), followup.py (follow-up requests), with
+  (sources, source_groups; listing.py: the GET /api/sources list's filters, order and pages;
+  classifications.py: Classification rows), comments.py (comments, annotations), followup.py (follow-up requests), with
   constraints.py (not_if_* constraints), default_followups.py and facility.py (the simulated SEDM queue);
 - validation.py: request-body checks and the SEDM form schema;
 - store.py (SQLite access), schema.py (tables), seed.py + seed.yaml (the default seed), coords.py.

@@ -55,7 +55,8 @@ def check_constraints(ctx: Ctx, data: dict, c: dict) -> None:
             if visible_sources(f"obj_id = ? AND active = 1 AND group_id IN ({marks})", [oid, *gids]):
                 raise Fail("There is a source for one or more of the ignore_source_group_ids specified as a "
                            "constraint, not submitting request.")
-    if c.get("not_if_classified", False) and any(st.classifications(oid) for oid in near_ids):
+    # a non-ML Classification within the radius (SP handlers/api/followup_request.py:598-611)
+    if c.get("not_if_classified", False) and any(not cl["ml"] for oid in near_ids for cl in st.classifications(oid)):
         raise Fail("Source has already been classified, not submitting request (as per constraint).")
     if c.get("not_if_spectra_exist", False) and any((st.flags(oid) or {"spectra": 0})["spectra"]
                                                       for oid in near_ids):

@@ -63,6 +63,16 @@ CREATE TABLE followup_requests (id INTEGER PRIMARY KEY AUTOINCREMENT, obj_id TEX
   target_group_ids TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL, modified TEXT NOT NULL);
 """
 
+# Classification rows (SP models/classification.py:16-90: classification, origin, taxonomy_id, probability, ml,
+# author_id, author_name, obj_id; read by members of its groups, :21). Created IF NOT EXISTS at every start, so a
+# database written before the table existed gains it.
+CLASSIFICATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS classifications (id INTEGER PRIMARY KEY AUTOINCREMENT,
+  obj_id TEXT NOT NULL REFERENCES objs(id), classification TEXT NOT NULL, taxonomy_id INTEGER NOT NULL DEFAULT 1,
+  probability REAL, ml INTEGER NOT NULL DEFAULT 0, author_id INTEGER NOT NULL REFERENCES users(id),
+  author_name TEXT NOT NULL, origin TEXT, group_ids TEXT NOT NULL, created_at TEXT NOT NULL, modified TEXT NOT NULL);
+"""
+
 
 def utcnow() -> str:
     """Naive UTC ISO timestamp, as SkyPortal serialises datetimes."""

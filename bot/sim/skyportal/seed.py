@@ -1,18 +1,21 @@
 """The seed of the SkyPortal stand-in: reading `seed.yaml` (or another seed) and writing it into a new database.
 
 `seed.yaml` beside this module is the packaged default: users and their tokens, groups, telescopes,
-instruments, streams, allocations (with how the simulated SEDM queue answers), objs known in advance,
-follow-up requests and DefaultFollowupRequests.
+instruments, streams, allocations (with how the simulated SEDM queue answers), objs known in advance (with
+their saves by whom and when, and their classifications), follow-up requests (by whom, when, any status)
+and DefaultFollowupRequests.
 """
 
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
+from bot.sim.skyportal.classifications import insert_classification
 from bot.sim.skyportal.schema import OBJ_COLUMNS, dumps, utcnow
 
 DEFAULT_SEED = "seed.yaml"
@@ -37,6 +40,17 @@ def load_seed(seed: None | str | Path | dict) -> dict:
                     "occurrence of 'token' from the Authorization header, so it could never authenticate"
                 )
     return data
+
+
+def _when(value, default: str) -> str:
+    """A seeded time as SkyPortal serialises it: naive UTC ISO (a YAML datetime, or a string with Z/offset)."""
+    if value is None:
+        return default
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.isoformat()
 
 
 def apply_seed(store, s: dict) -> None:  # store: store.Store (which imports this module)
@@ -99,11 +113,18 @@ def apply_seed(store, s: dict) -> None:  # store: store.Store (which imports thi
         store.insert_obj(o["id"], o["ra"], o["dec"], extra)
         if o.get("classified") or o.get("spectra"):
             store.set_flags(o["id"], classified=o.get("classified"), spectra=o.get("spectra"))
-        for sv in o.get("saves", []):
-            store.insert_source(o["id"], sv["group_id"], sv.get("saved_by"), now)
+        for sv in o.get("saves", []):  # one Source row per (obj, group): saved_at is the row's insert time
+            store.insert_source(o["id"], sv["group_id"], sv.get("saved_by"), _when(sv.get("saved_at"), now),
+                                int(bool(sv.get("active", True))), int(bool(sv.get("requested", False))))
+        for c in o.get("classifications", []):
+            insert_classification(store, o["id"], c["classification"], c["author_id"],
+                                  taxonomy_id=c.get("taxonomy_id", 1), probability=c.get("probability"),
+                                  ml=bool(c.get("ml", False)), origin=c.get("origin"), group_ids=c.get("group_ids"),
+                                  created_at=_when(c.get("created_at"), now))
     for r in s.get("followup_requests", []):
         store.insert_followup(r["obj_id"], r["allocation_id"], r.get("requester_id"), r.get("payload", {}),
-                              r.get("status", "submitted"), r.get("comment"), r.get("target_group_ids", []), now)
+                              r.get("status", "submitted"), r.get("comment"), r.get("target_group_ids", []),
+                              _when(r.get("created_at"), now))
     for d in s.get("default_followup_requests", []):
         store.x("INSERT INTO default_followups (data) VALUES (?)", (dumps(d),))
     store.x("INSERT INTO meta (key, value) VALUES ('seeded_at', ?)", (now,))

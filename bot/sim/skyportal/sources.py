@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Callable
 
 from bot.ids import is_object_id
-from bot.sim.skyportal.context import MAX_SOURCES_PER_PAGE, Ctx, page_args, parse_date
+from bot.sim.skyportal.context import MAX_SOURCES_PER_PAGE, Ctx, page_args
+from bot.sim.skyportal.listing import list_query, obj_page, summary_page
 from bot.sim.skyportal.coords import galactic
 from bot.sim.skyportal.envelope import Handlers
 from bot.sim.skyportal.errors import ApiError, Fail
@@ -18,7 +19,12 @@ from bot.sim.skyportal.validation import (
     obj_post_load,
     pydantic_load,
 )
-from bot.sim.skyportal.visibility import visible_annotations, visible_comments, visible_source_rows
+from bot.sim.skyportal.visibility import (
+    classification_reader,
+    visible_annotations,
+    visible_comments,
+    visible_source_rows,
+)
 
 
 class SourcesHandlers(Handlers):
@@ -173,7 +179,7 @@ class SourcesHandlers(Handlers):
         anns = sorted(visible_annotations(ctx, o["id"]), key=lambda a: a["origin"])
         d["annotations"] = [{**st.annotation_dict(a), "author": st.user_dict(st.user(a["author_id"])),
                              "type": "source"} for a in anns]
-        d["classifications"] = st.classifications(o["id"])
+        d["classifications"] = st.classifications(o["id"], classification_reader(ctx), with_groups=True)
         gl, gb = galactic(o["ra"], o["dec"])
         d.update({"gal_lat": gb, "gal_lon": gl, "luminosity_distance": None, "dm": None,
                   "angular_diameter_distance": None, "ebv": None})
@@ -247,53 +253,33 @@ class SourcesHandlers(Handlers):
         return self.ok()
 
     def sources_list(self, ctx: Ctx):
+        """GET /api/sources (SP handlers/api/source.py:2040-2420, over get_sources, handlers/api/sources.py:528-2655;
+        cited below as sources.py). See `listing.py` for what is filtered, sorted and paged, and how."""
         st = self.store
-        p, n = page_args(ctx, 100, MAX_SOURCES_PER_PAGE)
-        include_requested = ctx.arg("includeRequested", False)
-        acc = ctx.accessible()
-        group_ids = ctx.arg("group_ids")
-        if group_ids is not None:
-            try:
-                group_ids = [int(g) for g in str(group_ids).split(",") if g.strip()]
-            except ValueError:
-                raise ApiError(400, f"Invalid group_ids: {group_ids}") from None
-            if not all(g in acc for g in group_ids):
-                raise ApiError(400, f"One of the requested groups in '{group_ids}' is inaccessible to user.")
-        rows = []
-        for s in st.q("SELECT * FROM sources ORDER BY saved_at DESC, id DESC"):
-            if not (ctx.admin or s["group_id"] in acc):
-                continue
-            if group_ids is not None and s["group_id"] not in group_ids:
-                continue
-            if not (s["active"] or (include_requested and s["requested"])):
-                continue
-            if ctx.arg("savedAfter") and s["saved_at"] < parse_date(ctx.arg("savedAfter")).isoformat():
-                continue
-            if ctx.arg("savedBefore") and s["saved_at"] > parse_date(ctx.arg("savedBefore")).isoformat():
-                continue
-            if ctx.arg("sourceID") and ctx.arg("sourceID").strip().lower() not in s["obj_id"].lower():
-                continue
-            rows.append(s)
-        if ctx.arg("saveSummary", False):
-            page = rows[(p - 1) * n: p * n]
-            return self.ok({"sources": [st.source_row_dict(s) for s in page], "totalMatches": len(rows),
-                            "pageNumber": p, "numPerPage": n})
-        obj_ids = list(dict.fromkeys(s["obj_id"] for s in rows))
-        if p > 1 and (p - 1) * n >= len(obj_ids):
-            raise ApiError(400, "Page number out of range.")
+        p, n = page_args(ctx, 100, MAX_SOURCES_PER_PAGE)  # source.py:2050-2057, :121-122 (100, max 500)
+        q = list_query(ctx)
+        if q.save_summary:
+            return self.ok(summary_page(st, q, p, n))
+        data, obj_ids = obj_page(st, q, p, n)
         out = []
-        for oid in obj_ids[(p - 1) * n: p * n]:
+        reader = classification_reader(ctx)
+        for oid in obj_ids:
             o = st.obj(oid)
             d = st.obj_dict(o)
-            d["classifications"] = st.classifications(oid)
-            d["annotations"] = [st.annotation_dict(a) for a in
-                                sorted(visible_annotations(ctx, oid), key=lambda a: a["origin"])]
+            # every Source row of the obj the user may read, saved or not, oldest first (sources.py:2151-2203)
+            d["groups"] = [{**st.group_dict(st.group(s["group_id"])), "active": bool(s["active"]),
+                            "requested": bool(s["requested"]), "saved_at": s["saved_at"],
+                            "saved_by": st.user_dict(st.user(s["saved_by_id"]))}
+                           for s in sorted(visible_source_rows(ctx, oid), key=lambda s: (s["created_at"], s["id"]))]
             gl, gb = galactic(o["ra"], o["dec"])
             d.update({"gal_lon": gl, "gal_lat": gb, "luminosity_distance": None, "dm": None,
                       "angular_diameter_distance": None})
-            d["groups"] = self._source_groups(ctx, oid, include_requested, False)
+            d["classifications"] = st.classifications(oid, reader)  # groups [], votes [] (sources.py:2290-2307)
+            d["annotations"] = [st.annotation_dict(a) for a in sorted(  # sources.py:2315-2326: by created_at
+                visible_annotations(ctx, oid), key=lambda a: (a["created_at"], a["id"]))]
             out.append(d)
-        return self.ok({"sources": out, "totalMatches": len(obj_ids), "pageNumber": p, "numPerPage": n})
+        data["sources"] = out
+        return self.ok(data)
 
     def source_groups_post(self, ctx: Ctx):
         body = pydantic_load(SourceGroupsPost, ctx.json())

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.sim.skyportal.coords import angular_sep_deg
-from bot.sim.skyportal.schema import OBJ_COLUMNS, SCHEMA, dumps, loads, utcnow
+from bot.sim.skyportal.schema import CLASSIFICATIONS_TABLE, OBJ_COLUMNS, SCHEMA, dumps, loads, utcnow
 from bot.sim.skyportal.seed import apply_seed, load_seed
 
 
@@ -34,6 +34,8 @@ class Store:
             ).fetchone()
             if not has_schema:
                 self.db.executescript(SCHEMA)
+            self.db.executescript(CLASSIFICATIONS_TABLE)
+            if not has_schema:
                 apply_seed(self, self.seed)
         tok = self.seed.get("bot_token")
         if tok is None:
@@ -295,11 +297,8 @@ class Store:
                 "unsaved_by_id": s["unsaved_by_id"], "unsaved_at": s["unsaved_at"],
                 "created_at": s["created_at"], "modified": s["modified"]}
 
-    def classifications(self, obj_id: str) -> list[dict]:
-        """A non-ML classification when the obj is flagged `classified` (the only kind the sim models)."""
-        f = self.flags(obj_id)
-        if not f or not f["classified"]:
-            return []
-        return [{"id": 1, "classification": "Ia", "taxonomy_id": 1, "probability": 1.0, "ml": False,
-                 "obj_id": obj_id, "author_id": None, "author_name": "sim", "origin": None,
-                 "created_at": None, "modified": None, "groups": [], "votes": []}]
+    def classifications(self, obj_id: str, readable=None, with_groups: bool = False) -> list[dict]:
+        """The obj's classifications (see classifications.py `classification_dicts`)."""
+        from bot.sim.skyportal.classifications import classification_dicts
+
+        return classification_dicts(self, obj_id, readable, with_groups)

@@ -43,3 +43,10 @@ def visible_annotations(ctx: Ctx, obj_id: str) -> list:
     acc = set(ctx.accessible())
     return [a for a in ctx.store.q("SELECT * FROM annotations WHERE obj_id = ? ORDER BY id", (obj_id,))
             if ctx.admin or a["author_id"] == ctx.user["id"] or acc & set(loads(a["group_ids"]))]
+
+
+def classification_reader(ctx: Ctx):
+    """`readable(group_ids)` for `Store.classifications`: a Classification is read by the members of one of its
+    groups (SP models/classification.py:21, accessible_by_groups_members), by every group for an admin."""
+    acc = set(ctx.accessible())
+    return lambda group_ids: ctx.admin or bool(acc & set(group_ids))
