@@ -13,7 +13,7 @@ from bot.cli.common import EXIT_CODES, EXIT_FAILED, EXIT_LOCKED, EXIT_MODEL, EXI
 def build_parser() -> argparse.ArgumentParser:
     from bot.backtest.check import register as register_check
     from bot.backtest.cli import register as register_backtest
-    from bot.cli import demo, guard, journal, models, run, score
+    from bot.cli import demo, guard, journal, labels, models, run, score
     from bot.report.cli import register as register_report
     from bot.report.explain import register as register_explain
     from bot.sim_cli import register as register_sim  # argparse only: the stand-ins load when `sim` runs
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.register(sub)
     run.register(sub)
     journal.register(sub)
+    labels.register(sub)
     guard.register(sub)
     register_backtest(sub)
     register_check(sub)
