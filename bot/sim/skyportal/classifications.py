@@ -34,7 +34,7 @@ def classification_dicts(store, obj_id: str, readable=None, with_groups: bool = 
     """The obj's classifications, oldest first (the list sorts them on created_at, SP
     handlers/api/sources.py:2290-2307): the rows `readable(group_ids)` lets the reader see (None: every row),
     as `to_dict()` plus `groups` -- the group dicts with `with_groups`, as GET /api/sources/{id} gives them (SP
-    handlers/api/source.py:543-562), `[]` as the list gives them ("TODO" there) -- and `votes`; and, for an obj
+    handlers/api/source.py:543-562, with `edits`), `[]` as the list gives them ("TODO" there) -- and `votes`; and, for an obj
     flagged `classified` (`SkyPortalSim.set_obj_flags`), one synthetic non-ML "Ia" without an author."""
     out = []
     for c in store.q("SELECT * FROM classifications WHERE obj_id = ? ORDER BY created_at, id", (obj_id,)):
@@ -45,7 +45,8 @@ def classification_dicts(store, obj_id: str, readable=None, with_groups: bool = 
                     "taxonomy_id": c["taxonomy_id"], "probability": c["probability"], "ml": bool(c["ml"]),
                     "author_id": c["author_id"], "author_name": c["author_name"], "obj_id": c["obj_id"],
                     "created_at": c["created_at"], "modified": c["modified"],
-                    "groups": store.groups_dicts(gids) if with_groups else [], "votes": []})
+                    "groups": store.groups_dicts(gids) if with_groups else [], "votes": [],
+                    **({"edits": []} if with_groups else {})})
     f = store.flags(obj_id)
     if f and f["classified"]:
         out.append({"id": 0, "classification": "Ia", "taxonomy_id": 1, "probability": 1.0, "ml": False,
