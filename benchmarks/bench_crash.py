@@ -115,13 +115,12 @@ def main() -> int:
     ap.add_argument("--cache-dir", help="model cache (after `btsbot models pull`)")
     ap.add_argument("--keep", help="copy each failed trial's journal, requests and run logs under this directory")
     args = ap.parse_args()
-    from bot.artifacts import cache_root, get_artifact, installed_path
-    from bot.sim.example_night import example_packets, read_example
+    from bot.artifacts import cache_root
+    from bot.example_data import example_packets, installed_example
     from bot.sim.kowalski import KowalskiSim
 
     cache = cache_root(args.cache_dir)
-    packets = example_packets(*read_example(installed_path(get_artifact("example_data", "usage_candidates"), cache),
-                                            installed_path(get_artifact("example_data", "usage_triplets"), cache)))
+    packets = example_packets(*installed_example(cache))
     rng = random.Random(args.seed)
     failures = Counter()
     t0 = time.monotonic()

@@ -17,13 +17,13 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from bot.artifacts import cache_root, get_artifact, installed_path
+from bot.artifacts import cache_root
 from bot.config import load_config
 from bot.cycle import run_cycle
+from bot.example_data import example_packets, installed_example
 from bot.runtime import open_runtime
 from bot.scoring.scorer import build_scorer
 from bot.sim.clock import SimClock
-from bot.sim.example_night import example_packets, read_example
 from bot.sim.kowalski import KowalskiSim
 from bot.sim.skyportal import SkyPortalSim
 from bot.timeutil import jd_to_datetime, parse_time
@@ -59,9 +59,7 @@ def run_demo(cache_dir=None, step_hours: float = 1.0, until: str | None = None, 
     `objects`, one {objectId, saved_at, followup_requested_at} per object of the replay (simulated UTC, ISO, or
     None when the bot never saved / requested it)."""
     cache = cache_root(cache_dir)
-    rows, triplets = read_example(installed_path(get_artifact("example_data", "usage_candidates"), cache),
-                                  installed_path(get_artifact("example_data", "usage_triplets"), cache))
-    packets = example_packets(rows, triplets)
+    packets = example_packets(*installed_example(cache))
     start = parse_time(START)
     end = parse_time(until) if until else max(p["candidate"]["jd"] for p in packets) + 0.5
     clock = SimClock(start_jd=start, speed=0)  # stepped by the loop below

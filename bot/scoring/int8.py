@@ -18,9 +18,9 @@ import numpy as np
 
 from bot.scoring.quiet import cache_env, quiet_stderr
 from bot.artifacts import Artifact, ArtifactError, artifact_dir, get_artifact, installed_path, sha256_of
+from bot.example_data import EXAMPLE_ARTIFACTS, example_packets, installed_example
 
 INT8_FILE = "model.int8.onnx"
-CALIBRATION = ("usage_candidates", "usage_triplets")  # example_data artifacts
 
 
 def int8_path(art: Artifact, cache: Path) -> Path:
@@ -36,7 +36,7 @@ def _expected_meta(cache: Path) -> dict:
 
     art = get_artifact("models", "btsbot")
     check_conversion(art, cache)
-    calib = [get_artifact("example_data", name) for name in CALIBRATION]
+    calib = [get_artifact("example_data", name) for name in EXAMPLE_ARTIFACTS]
     for c in calib:
         installed_path(c, cache)  # raises naming `btsbot models pull`
     return {"source_sha256": art.sha256, "fp32_onnx_sha256": sha256_of(onnx_path(art, cache)),
@@ -70,9 +70,8 @@ def calibration_inputs(cache: Path) -> tuple[np.ndarray, np.ndarray]:
     """(triplets, features) of the README example alerts, as the fp32 pipeline computes them."""
     from bot.scoring.backends import OnnxBraai, onnx_path
     from bot.scoring.scorer import Scorer
-    from bot.sim.example_night import example_packets, read_example
 
-    rows, trips = read_example(*(installed_path(get_artifact("example_data", n), cache) for n in CALIBRATION))
+    rows, trips = installed_example(cache)
     braai = OnnxBraai(onnx_path(get_artifact("models", "braai"), cache), cache)
     scorer = Scorer(None, braai)
     triplets, feats, _ = scorer.model_inputs(scorer.stage(example_packets(rows, trips)))
