@@ -29,10 +29,6 @@ def onnx_path(art: Artifact, cache: Path) -> Path:
     return artifact_dir(art, cache) / ONNX_FILE
 
 
-def _silence_tensorflow(cache: Path | None = None) -> None:
-    tensorflow_env(cache)
-
-
 class TensorFlowBTSbot:
     """BTSbot through the SavedModel's serving signature (what the Keras-2 model computes). `cache`: the
     btsbot cache, where TensorFlow's and matplotlib's per-user files go."""
@@ -40,7 +36,7 @@ class TensorFlowBTSbot:
     backend = "tensorflow"
 
     def __init__(self, saved_model_dir: Path, cache: Path):
-        _silence_tensorflow(cache)
+        tensorflow_env(cache)
         try:
             with quiet_stderr(), cache_env(cache):  # TF imports matplotlib: its cache too
                 import tensorflow as tf
@@ -66,7 +62,7 @@ class TensorFlowBraai:
     backend = "tensorflow"
 
     def __init__(self, h5_path: Path, cache: Path):
-        _silence_tensorflow(cache)
+        tensorflow_env(cache)
         try:
             with quiet_stderr(), cache_env(cache):
                 import tf_keras
@@ -207,7 +203,7 @@ def convert_to_onnx(cache: Path, force: bool = False, opset: int = 17, log=lambd
                 continue
             except ArtifactError:
                 pass
-        _silence_tensorflow(cache)
+        tensorflow_env(cache)
         tmp = dest.with_suffix(".onnx.tmp")
         with quiet_stderr(), cache_env(cache):
             version = _tf2onnx(name, source, tmp, opset)
