@@ -117,6 +117,8 @@ class Scorer:
         self.thresholds = tuple(sorted({float(t) for t in thresholds})) or (0.5,)
         self.fp32_floor = fp32_floor(self.thresholds, self.guard)
         self.precision = getattr(model, "precision", "fp32")
+        self.backend: str | None = None  # the backend's name and why it was chosen (`build_scorer`), for people
+        self.backend_reason: str | None = None
 
     def stage(self, alerts: Sequence[dict], histories: Sequence[Iterable[dict]] | None = None) -> "Staged":
         """The model-free part (identity checks, triplets): safe to run in another thread."""
@@ -206,7 +208,7 @@ def build_scorer(cfg, backend: str | None = None, cache_dir=None, drb_source: st
     """The scorer the configuration describes (`models.*`), the arguments overriding it; `models.backend:
     auto` is resolved here (`bot.scoring.cpu`; `for_scores`: the `btsbot score` command's rule).
     `thresholds`: the min_scores an int8 scorer's fp32 floor is set by (default: the config's policies')."""
-    from bot.artifacts import cache_root, get_artifact
+    from bot.artifacts import cache_root
     from bot.scoring.backends import load_backends
 
     cache = cache_root(cache_dir or cfg.models.cache_dir)
@@ -214,7 +216,7 @@ def build_scorer(cfg, backend: str | None = None, cache_dir=None, drb_source: st
     log.info("models: %s (%s)", chosen, why)
     loaded = load_backends(chosen, cache, threads=cfg.models.threads)
     scorer = Scorer(loaded.model, loaded.braai, batch_size=batch_size or cfg.models.batch_size,
-                    drb_source=drb_source or cfg.models.drb_source, model_version=get_artifact("models", "btsbot").version,
+                    drb_source=drb_source or cfg.models.drb_source,
                     fp32_model=loaded.fp32_model, guard=cfg.models.int8_guard,
                     thresholds=[p.min_score for p in cfg.policies] if thresholds is None else thresholds)
     scorer.backend, scorer.backend_reason = chosen, why
