@@ -66,6 +66,10 @@ def add_sample_arguments(parser) -> None:
                              "minus models.int8_guard up)")
     parser.add_argument("--drb-source", choices=("braai", "alert"), help="default: models.drb_source")
     parser.add_argument("--batch-size", type=int, help="alerts per model call (default: models.batch_size)")
+    parser.add_argument("--dask", metavar="local:N|tcp://HOST:PORT",
+                        help="score the --alerts files on Dask: local:N starts N worker processes here, tcp://HOST:PORT "
+                             "uses a running scheduler (each worker loads the models once; the paths may be fsspec URLs "
+                             "the workers can read); the same scores and numbers as without (needs btsbot[dask])")
 
 
 def _note(msg: str) -> None:
@@ -79,6 +83,14 @@ def load_sample(args, cfg, spec=None):
     from bot.backtest.cache import ScoreCache
     from bot.backtest.run import BacktestError
 
+    dask = getattr(args, "dask", None)
+    if dask:
+        from bot.backtest.distributed import DaskError, parse_spec
+        from bot.cli.common import EXIT_USAGE
+
+        if not args.alerts:
+            raise DaskError("--dask scores alert files: it needs --alerts PATH…, not --broker or a journal", EXIT_USAGE)
+        parse_spec(dask)
     if not args.alerts and not args.broker:
         path = Path(args.journal) if args.journal else cfg.journal_path
         if not path.exists():
@@ -94,7 +106,12 @@ def load_sample(args, cfg, spec=None):
                 raise BacktestError("--broker (--kowalski) needs --since and --until")
             source = None if args.broker == "config" else args.broker
             return sources.from_broker(cfg, spec, cache, args.since, args.until, source=source)
-        sample = sources.from_files(args.alerts, spec, cache)
+        if dask:
+            from bot.backtest import distributed
+
+            sample = distributed.from_files(args.alerts, spec, cache, dask)
+        else:
+            sample = sources.from_files(args.alerts, spec, cache)
         if args.since is not None or args.until is not None:
             lo = float("-inf") if args.since is None else args.since
             hi = float("inf") if args.until is None else args.until
@@ -153,7 +170,7 @@ def cmd_backtest(args, spec=None, compare_spec=None) -> int:
             diffs = compare_sets(prod, lab)
             titles = ("prod vs lab", "the same alerts and scores")
     except (LabelError, BacktestError) as exc:
-        return _die(str(exc), EXIT_FAILED)
+        return _die(str(exc), getattr(exc, "exit_code", EXIT_FAILED))
     if args.format == "table":
         output.write_table(bt, sys.stdout)
     else:

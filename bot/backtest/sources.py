@@ -42,6 +42,8 @@ class ScorerSpec:
         self.precision = precision  # the precision rule of its scores (`bot.scoring.scorer.precision_rule`)
         self.backend = backend  # the backend's name, for people (None: unknown, an injected scorer)
         self._scorer = None
+        # how to build the same scorer elsewhere (a Dask worker: bot/backtest/distributed.py); from_config's
+        self.recipe: dict | None = None
 
     @classmethod
     def of(cls, scorer) -> "ScorerSpec":
@@ -67,9 +69,12 @@ class ScorerSpec:
         chosen, _ = resolve_backend(backend or cfg.models.backend, cache_root(cache_dir or cfg.models.cache_dir),
                                     for_scores=True)
         mins = [p.min_score for p in cfg.policies] if thresholds is None else list(thresholds)
-        return cls(get_artifact("models", "btsbot").version, drb,
+        spec = cls(get_artifact("models", "btsbot").version, drb,
                    lambda: build_scorer(cfg, chosen, cache_dir, drb, batch_size, thresholds=mins),
                    precision_rule(chosen, mins, cfg.models.int8_guard), chosen)
+        spec.recipe = {"models": cfg.models.model_dump(), "backend": chosen, "cache_dir": cache_dir,
+                       "drb_source": drb, "batch_size": batch_size, "thresholds": tuple(mins)}
+        return spec
 
     @property
     def scorer(self):
@@ -119,20 +124,7 @@ def from_files(inputs: Iterable[str], spec: ScorerSpec, cache: ScoreCache | None
     sample.evidence = lambda candid: _file_evidence(where.get(int(candid)), int(candid))
     sample.inputs = len(files)
     locked = _Locked(cache)
-    to_read = files
-    if cache is not None:
-        indexed = {p: c for p in files if (c := cache.file_candids(p)) is not None}
-        where.update((c, p) for p, cands in indexed.items() for c in cands)
-        cached = cache.get((c for cands in indexed.values() for c in cands), mv, pp)
-        to_read = []
-        for path in files:
-            cands = indexed.get(path)
-            if cands is not None and all(c in cached for c in cands):
-                sample.alerts.extend(cached[c] for c in cands)
-                on_file()
-            else:
-                to_read.append(path)
-        sample.cached = len(sample.alerts)
+    to_read = cached_files(files, cache, mv, pp, sample, where, on_file)
 
     def load(paths):
         """Read a chunk of files, keep the alerts not cached, stage them (runs in the reader thread)."""
@@ -179,6 +171,27 @@ def from_files(inputs: Iterable[str], spec: ScorerSpec, cache: ScoreCache | None
             finish(*ahead)
     sample.unscorable.update(a["status"] for a in sample.alerts if a.get("score") is None)
     return sample
+
+
+def cached_files(files: list[str], cache: ScoreCache | None, mv: str, pp: str, sample: Sample,
+                 where: dict[int, str], on_file: Callable[[], None] = lambda: None) -> list[str]:
+    """The files still to read: the alerts of each file whose candids are all cached (as the cache's file index
+    knows them) go into `sample` as they are, in file order, and `where` learns their files."""
+    if cache is None:
+        return files
+    indexed = {p: c for p in files if (c := cache.file_candids(p)) is not None}
+    where.update((c, p) for p, cands in indexed.items() for c in cands)
+    cached = cache.get((c for cands in indexed.values() for c in cands), mv, pp)
+    to_read = []
+    for path in files:
+        cands = indexed.get(path)
+        if cands is not None and all(c in cached for c in cands):
+            sample.alerts.extend(cached[c] for c in cands)
+            on_file()
+        else:
+            to_read.append(path)
+    sample.cached = len(sample.alerts)
+    return to_read
 
 
 def _file_evidence(path: str | None, candid: int) -> dict | None:
