@@ -20,6 +20,7 @@ import re
 import sys
 import threading
 import time
+import warnings
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,8 +69,10 @@ def dask_client(text: str) -> Iterator:
     cluster = None
     if kind == "local":
         # one task at a time per worker process: each worker is a scorer (decoding and the model in turn)
-        cluster = LocalCluster(n_workers=value, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)
+        with warnings.catch_warnings():  # "port 8787 is in use": the scheduler's HTTP routes take another
+            warnings.simplefilter("ignore", UserWarning)
+            cluster = LocalCluster(n_workers=value, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=logging.ERROR)
         client = Client(cluster)
     else:
         try:
@@ -111,8 +114,9 @@ class ScorerDescription:
         models = dict(r["models"])
         if threads is not None and not models.get("threads"):
             models["threads"] = threads
+        thresholds = tuple(r["thresholds"]) if r["backend"] == "onnx-int8" else ()  # only int8's fp32 floor uses them
         return cls(tuple(sorted(models.items())), r["backend"], None if r["cache_dir"] is None else str(r["cache_dir"]),
-                   r["drb_source"], r["batch_size"], tuple(r["thresholds"]), spec.model_version)
+                   r["drb_source"], r["batch_size"], thresholds, spec.model_version)
 
 
 _SCORERS: dict = {}
@@ -169,7 +173,6 @@ def _cached_among(skip, cands: list) -> set:
 
 def score_partition(desc: ScorerDescription, paths: list[str], skip) -> dict:
     """Read and score one partition's files on a worker; `skip`: the candids the score cache holds."""
-    t0 = time.perf_counter()
     files, alerts = [], []
     for path in paths:
         f = read_alert_file(path)
@@ -189,8 +192,7 @@ def score_partition(desc: ScorerDescription, paths: list[str], skip) -> dict:
         scored = len(results)
     with _LOCK:
         _TASKS[desc] += 1
-    return {"files": files, "rows": rows, "unscorable": unscorable, "scored": scored,
-            "seconds": time.perf_counter() - t0, "worker": _worker_name()}
+    return {"files": files, "rows": rows, "unscorable": unscorable, "scored": scored, "worker": _worker_name()}
 
 
 def _worker_name() -> str:
@@ -254,30 +256,29 @@ def _score(client, desc, to_read, sample, cache, mv, pp, where, chunk, partition
     futures = [client.submit(score_partition, desc, paths, skip_arg, pure=False, retries=retries)
                for _, paths in parts]
     index_of = {f.key: i for i, f in enumerate(futures)}
-    chunk_of = [k for k, _ in parts]
-    left = Counter(chunk_of)  # chunk -> partitions still to come
+    of_chunk: dict[int, list[int]] = {}  # chunk -> its partitions
+    for i, (k, _) in enumerate(parts):
+        of_chunk.setdefault(k, []).append(i)
     done: dict[int, dict] = {}
-    next_chunk, t0, last, scored_files, pids = 0, time.perf_counter(), 0.0, 0, set()
+    next_chunk, finished, files_done, scored, workers = 0, 0, 0, 0, set()
+    t0 = last = time.perf_counter()
     from distributed import as_completed
 
     try:
         for future in as_completed(futures):
             i = index_of[future.key]
-            done[i] = future.result()
+            done[i] = res = future.result()
             future.release()
-            left[chunk_of[i]] -= 1
-            scored_files += len(parts[i][1])
-            pids.add(done[i]["worker"])
+            finished, files_done, scored = finished + 1, files_done + len(parts[i][1]), scored + res["scored"]
+            workers.add(res["worker"])
             now = time.perf_counter()
-            if len(done) == len(parts) or len(parts) <= 100 or now - last >= 5.0:
+            if finished == len(parts) or len(parts) <= 100 or now - last >= 5.0:
                 last = now
-                scored = sum(d["scored"] for d in done.values())
-                note(f"dask: partition {len(done)}/{len(parts)} ({scored_files:,}/{len(to_read):,} files, "
+                note(f"dask: partition {finished}/{len(parts)} ({files_done:,}/{len(to_read):,} files, "
                      f"{scored:,} alerts scored, {scored / max(now - t0, 1e-9):,.0f} alerts/s, "
-                     f"{len(pids)} worker(s) so far)")
-            while next_chunk < len(chunks) and left[next_chunk] == 0:
-                mine = [j for j, (k, _) in enumerate(parts) if k == next_chunk]
-                _merge(sample, [done.pop(j) for j in mine], cache, mv, pp, where)
+                     f"{len(workers)} worker(s) so far)")
+            while next_chunk < len(chunks) and all(j in done for j in of_chunk[next_chunk]):
+                _merge(sample, [done.pop(j) for j in of_chunk[next_chunk]], cache, mv, pp, where)
                 next_chunk += 1
     except Exception as exc:
         from distributed import KilledWorker
