@@ -379,37 +379,7 @@ class SkyPortalClient:
         followed by a re-GET and a PUT. Returns the annotation id. Without ``group_ids`` a new
         annotation goes to all of the bot's groups.
         """
-        if not isinstance(origin, str) or not _ORIGIN_RE.match(origin):
-            raise ValueError(f"annotation origin {origin!r} must start with a word character")
-        if not isinstance(data, Mapping):
-            raise ValueError("annotation data must be a mapping")
-        base = f"/api/sources/{_obj_path(obj_id)}/annotations"
-        gl = None if group_ids is None else [_as_id("group id", g) for g in group_ids]
-
-        def put(ann_id: int) -> int:
-            body: dict[str, Any] = {"data": dict(data), "origin": origin}
-            if gl:
-                body["group_ids"] = gl
-            self.transport.request("PUT", f"{base}/{int(ann_id)}", body=body, retry=True)
-            return int(ann_id)
-
-        existing = _find_annotation(self.annotations(obj_id), origin)
-        if existing is not None:
-            return put(existing)
-        body: dict[str, Any] = {"origin": origin, "data": dict(data)}
-        if gl:
-            body["group_ids"] = gl
-        try:
-            res = self.transport.request("POST", base, body=body, retry=True)
-        except SkyPortalError as e:
-            if e.status == 400 and e.says("already exists"):
-                again = _find_annotation(self.annotations(obj_id), origin)
-                if again is not None:
-                    return put(again)
-            raise
-        if not isinstance(res, dict) or "annotation_id" not in res:
-            raise SkyPortalError(200, f"no annotation_id in answer: {res!r}", "POST", base)
-        return int(res["annotation_id"])
+        return self._upsert(obj_id, origin, *_annotation(obj_id, origin, data, group_ids))[0]
 
     def annotate(
         self, obj_id: str, origin: str, data: Mapping[str, Any], group_ids: Iterable[int] | None = None,
@@ -421,30 +391,41 @@ class SkyPortalClient:
         A PUT refused (the annotation is gone or not ours, 400/403/404) or a POST answered "Annotation
         already exists" falls back to :meth:`upsert_annotation` (read the annotations, then PUT or POST).
         """
-        if not isinstance(origin, str) or not _ORIGIN_RE.match(origin):
-            raise ValueError(f"annotation origin {origin!r} must start with a word character")
-        if not isinstance(data, Mapping):
-            raise ValueError("annotation data must be a mapping")
-        base = f"/api/sources/{_obj_path(obj_id)}/annotations"
-        body: dict[str, Any] = {"origin": origin, "data": dict(data)}
-        gl = None if group_ids is None else [_as_id("group id", g) for g in group_ids]
-        if gl:
-            body["group_ids"] = gl
+        base, body = _annotation(obj_id, origin, data, group_ids)
         try:
             if annotation_id is not None:
-                self.transport.request("PUT", f"{base}/{_as_id('annotation id', annotation_id)}", body=body, retry=True)
-                return int(annotation_id), False
-            res = self.transport.request("POST", base, body=body, retry=True)
+                return self._put_annotation(base, _as_id("annotation id", annotation_id), body), False
+            return self._post_annotation(base, body), True
         except SkyPortalError as e:
             exists = annotation_id is None and e.status == 400 and e.says("already exists")
             if not exists and not (annotation_id is not None and e.status in (400, 403, 404)):
                 raise
-            before = _find_annotation(self.annotations(obj_id), origin)
-            aid = self.upsert_annotation(obj_id, origin, data, group_ids)
-            return aid, before is None
+        return self._upsert(obj_id, origin, base, body)
+
+    def _upsert(self, obj_id: str, origin: str, base: str, body: dict[str, Any]) -> tuple[int, bool]:
+        """Read the annotations once: PUT the one of ``origin``, else POST (a lost race: re-read, PUT);
+        (id, whether that read found none)."""
+        existing = _find_annotation(self.annotations(obj_id), origin)
+        if existing is not None:
+            return self._put_annotation(base, existing, body), False
+        try:
+            return self._post_annotation(base, body), True
+        except SkyPortalError as e:
+            if e.status == 400 and e.says("already exists"):
+                again = _find_annotation(self.annotations(obj_id), origin)
+                if again is not None:
+                    return self._put_annotation(base, again, body), True
+            raise
+
+    def _put_annotation(self, base: str, ann_id: int, body: dict[str, Any]) -> int:
+        self.transport.request("PUT", f"{base}/{int(ann_id)}", body=body, retry=True)
+        return int(ann_id)
+
+    def _post_annotation(self, base: str, body: dict[str, Any]) -> int:
+        res = self.transport.request("POST", base, body=body, retry=True)
         if not isinstance(res, dict) or "annotation_id" not in res:
             raise SkyPortalError(200, f"no annotation_id in answer: {res!r}", "POST", base)
-        return int(res["annotation_id"]), True
+        return int(res["annotation_id"])
 
     # -- follow-up requests ----------------------------------------------------------------------
     def followup_requests(self, obj_id: str, allocation_id: int | None = None) -> list[dict]:
@@ -562,6 +543,21 @@ def _group_rows(src: dict | None) -> dict[int, dict]:
     if not isinstance(src, dict):
         return {}
     return {g["id"]: g for g in src.get("groups") or [] if isinstance(g, dict) and "id" in g}
+
+
+def _annotation(obj_id: str, origin: str, data: Mapping[str, Any],
+                group_ids: Iterable[int] | None) -> tuple[str, dict[str, Any]]:
+    """The annotations' path of ``obj_id`` and the one body of a POST or PUT of ``origin`` (SP 2.2)."""
+    if not isinstance(origin, str) or not _ORIGIN_RE.match(origin):
+        raise ValueError(f"annotation origin {origin!r} must start with a word character")
+    if not isinstance(data, Mapping):
+        raise ValueError("annotation data must be a mapping")
+    base = f"/api/sources/{_obj_path(obj_id)}/annotations"
+    body: dict[str, Any] = {"origin": origin, "data": dict(data)}
+    gl = None if group_ids is None else [_as_id("group id", g) for g in group_ids]
+    if gl:
+        body["group_ids"] = gl
+    return base, body
 
 
 def _find_annotation(anns: list[dict], origin: str) -> int | None:
