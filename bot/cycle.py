@@ -14,7 +14,6 @@ rest, and the sources owed an annotation are remembered in the journal until it 
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -106,10 +105,6 @@ def _alert_rows(alerts, results, model_version: str, source: str) -> list[dict]:
     return rows
 
 
-# the sources whose annotation is owed: touched by a committed chunk, not planned yet (journal state)
-ANNOTATIONS_OWED = "cycle.annotations_owed"
-
-
 def run_cycle(rt: Runtime, since_jd: float | None = None, until_jd: float | None = None,
               stop: threading.Event | None = None) -> CycleReport:
     t0 = time.perf_counter()
@@ -142,7 +137,7 @@ def _chunk(rt: Runtime, batch, report: CycleReport) -> None:
         n_before = len(report.decisions)
         touched = _plan(rt, rows, report)
         _keep_evidence(rt, batch, report.decisions[n_before:])
-        owe_annotations(rt, touched)
+        rt.journal.owe_annotations(touched)  # planned once, after the chunks (`_plan_annotations`)
         rt.poller.commit(batch)
     report.n_found += batch.n_found
     report.n_new += batch.n_new
@@ -200,24 +195,14 @@ def _plan(rt: Runtime, rows: list[dict], report: CycleReport) -> list[str]:
     return touched
 
 
-def owe_annotations(rt: Runtime, object_ids) -> None:
-    """Remember (in the caller's transaction) that these sources' annotations must be planned this cycle."""
-    if object_ids:
-        rt.journal.set_state(ANNOTATIONS_OWED, json.dumps(sorted(set(_owed(rt)) | set(object_ids))))
-
-
-def _owed(rt: Runtime) -> list[str]:
-    raw = rt.journal.get_state(ANNOTATIONS_OWED)
-    return json.loads(raw) if raw else []
-
-
 def _plan_annotations(rt: Runtime) -> None:
     """Once per cycle, after its chunks: the per-source actions (the annotation update) of each source
-    touched, one per source however many chunks touched it, planned and cleared from the owed list in one
+    touched, one per source however many chunks touched it, planned and cleared from the owed ones in one
     transaction."""
-    if not _owed(rt):
+    owed = rt.journal.owed_annotations()
+    if not owed:
         return
     with rt.journal.transaction():
-        for oid in _owed(rt):
+        for oid in owed:
             rt.actor.plan_source(oid)
-        rt.journal.set_state(ANNOTATIONS_OWED, "")
+        rt.journal.annotations_planned(owed)

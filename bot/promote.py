@@ -58,10 +58,10 @@ class PromotionReport:
         return [head] + [f"  {p.line()}" for p in self.promotions]
 
 
-def promote_dry_run(rt, max_age_days: float = DEFAULT_MAX_AGE_DAYS, owe_annotation=None) -> PromotionReport:
+def promote_dry_run(rt, max_age_days: float = DEFAULT_MAX_AGE_DAYS) -> PromotionReport:
     """Plan, live, the dry-run decisions that qualify (see the module docstring); the actions run in the
-    cycle that follows (`Actor.run_pending`). `owe_annotation(object_ids)` records, inside the same
-    transaction, the sources whose annotation the cycle must plan."""
+    cycle that follows (`Actor.run_pending`), which also plans the promoted sources' annotations (owed in
+    the same transaction)."""
     if rt.actor.mode != "live":
         raise ValueError("promotion acts on Fritz: it needs mode live")
     report = PromotionReport(max_age_days)
@@ -74,8 +74,7 @@ def promote_dry_run(rt, max_age_days: float = DEFAULT_MAX_AGE_DAYS, owe_annotati
             report.promotions.append(promotion)
             if promotion.outcome == "promoted":
                 acted.add(promotion.objectId)
-        if acted and owe_annotation is not None:
-            owe_annotation(sorted(acted))
+        rt.journal.owe_annotations(sorted(acted))
     return report
 
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 from conftest import EXAMPLE_SINCE, EXAMPLE_UNTIL, SN
 
-from bot.cycle import ANNOTATIONS_OWED, run_cycle
+from bot.cycle import run_cycle
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_chunks_journal_what_one_chunk_does(make_runtime):
     # one annotation per source acted on, however many chunks touched it
     annotations = [a for a in j2["actions"] if a[2] == "annotation"]
     assert len(annotations) == len({a[1] for a in annotations}) >= 1
-    assert chunked.journal.get_state(ANNOTATIONS_OWED) == ""
+    assert chunked.journal.owed_annotations() == []
 
 
 def _new_keys(rt):

@@ -63,11 +63,10 @@ def cmd_run(args) -> int:
 
 def _promote(rt, max_age_days: float | None) -> None:
     """The dry-run decisions acted on live (`bot.promote`), planned before the cycle that runs them."""
-    from bot.cycle import owe_annotations
     from bot.promote import DEFAULT_MAX_AGE_DAYS, promote_dry_run
 
     days = DEFAULT_MAX_AGE_DAYS if max_age_days is None else max_age_days
-    report = promote_dry_run(rt, days, owe_annotation=lambda oids: owe_annotations(rt, oids))
+    report = promote_dry_run(rt, days)
     print("btsbot: " + "\n".join(report.lines()))
 
 

@@ -55,6 +55,21 @@ class DecisionsMixin:
         rows = self._read("SELECT * FROM decisions WHERE mode = 'dry-run' ORDER BY jd, id")
         return [self._decision(r) for r in rows]
 
+    def owe_annotations(self, object_ids) -> None:
+        """Remember sources whose annotation must be planned (a chunk touched them; idempotent)."""
+        with self.transaction():
+            self._conn.executemany("INSERT OR IGNORE INTO annotations_owed VALUES (?, ?)",
+                                   [(str(oid), self._now()) for oid in object_ids])
+
+    def owed_annotations(self) -> list[str]:
+        """The sources owed an annotation, by objectId."""
+        return [r[0] for r in self._read("SELECT objectId FROM annotations_owed ORDER BY objectId")]
+
+    def annotations_planned(self, object_ids) -> None:
+        """These sources' annotations are planned: no longer owed."""
+        with self.transaction():
+            self._conn.executemany("DELETE FROM annotations_owed WHERE objectId = ?", [(str(o),) for o in object_ids])
+
     def decided_any(self, object_id: str) -> bool:
         """Whether any policy ever decided `object_id`."""
         return bool(self._read("SELECT 1 FROM decisions WHERE objectId = ? LIMIT 1", (object_id,)))

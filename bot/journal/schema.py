@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-SCHEMA_VERSION = 3  # the tables below; older journals are brought here by MIGRATIONS, one numbered step each
+SCHEMA_VERSION = 4  # the tables below; older journals are brought here by MIGRATIONS, one numbered step each
 MODES = ("dry-run", "live")
 
 _SCHEMA = """
@@ -78,6 +78,10 @@ CREATE TABLE IF NOT EXISTS evidence (
     time       TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS evidence_object ON evidence (objectId);
+CREATE TABLE IF NOT EXISTS annotations_owed (
+    objectId TEXT PRIMARY KEY,          -- a source a committed chunk touched, its annotation not planned yet
+    time     TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS state (
     key     TEXT PRIMARY KEY,
     value   TEXT NOT NULL,
@@ -111,4 +115,20 @@ def _to_3(j) -> None:
     created by the table definitions themselves, so there is nothing to convert."""
 
 
-MIGRATIONS: dict[int, Callable[[object], None]] = {2: _to_2, 3: _to_3}
+OLD_ANNOTATIONS_OWED = "cycle.annotations_owed"  # where versions <= 3 kept them: a JSON list in `state`
+
+
+def _to_4(j) -> None:
+    """3 -> 4: the sources owed an annotation become rows of `annotations_owed` (the table definitions
+    create it) instead of a JSON list in the key/value `state`; the list, if any, is moved."""
+    import json
+
+    row = j._conn.execute("SELECT value FROM state WHERE key = ?", (OLD_ANNOTATIONS_OWED,)).fetchone()
+    if row is not None:
+        owed = json.loads(row[0]) if row[0] else []
+        j._conn.executemany("INSERT OR IGNORE INTO annotations_owed VALUES (?, ?)",
+                            [(str(oid), j._now()) for oid in owed])
+        j._conn.execute("DELETE FROM state WHERE key = ?", (OLD_ANNOTATIONS_OWED,))
+
+
+MIGRATIONS: dict[int, Callable[[object], None]] = {2: _to_2, 3: _to_3, 4: _to_4}
