@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
@@ -131,13 +132,33 @@ START_RETRIES = 1  # check(): retries of its first request (an unreachable serve
 
 
 class SkyPortalClient:
-    """SkyPortal/Fritz REST client for the bot: one method per endpoint, over a
-    :class:`~bot.skyportal.transport.Transport` (the constructor's arguments are the transport's, or
-    pass ``transport=``). See :mod:`bot.skyportal.transport` for the transport rules."""
+    """SkyPortal/Fritz REST client for the bot: one method per endpoint, over the
+    :class:`~bot.skyportal.transport.Transport` it builds from its arguments (see
+    :mod:`bot.skyportal.transport` for the transport rules)."""
 
-    def __init__(self, url: str | None = None, token: str | None = None, *args, transport: Transport | None = None,
-                 **kwargs) -> None:
-        self.transport = transport if transport is not None else Transport(url, token, *args, **kwargs)
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout_s: float = 10.0,
+        followup_timeout_s: float = 30.0,
+        rate_limit_per_s: float | None = 5.0,
+        rate_limit_burst: int = 2,
+        max_retries: int = 4,
+        backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+        max_retry_after_s: float = 120.0,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.transport = Transport(
+            url, token, timeout_s=timeout_s, followup_timeout_s=followup_timeout_s,
+            rate_limit_per_s=rate_limit_per_s, rate_limit_burst=rate_limit_burst, max_retries=max_retries,
+            backoff_s=backoff_s, max_backoff_s=max_backoff_s, max_retry_after_s=max_retry_after_s,
+            session=session, sleep=sleep, clock=clock,
+        )
         # filled in by profile()
         self._profile_cache: dict | None = None
         self._token_acls_cache: set[str] | None = None

@@ -70,25 +70,26 @@ class Transport:
     """Authenticated, rate-limited JSON exchanges with one SkyPortal server; holds the secret token.
 
     See the module docstring for the transport rules. ``sleep`` and ``clock`` are injectable (the
-    rate limiter and the retry backoff use them) so tests never really wait.
+    rate limiter and the retry backoff use them) so tests never really wait. Built by
+    :class:`~bot.skyportal.client.SkyPortalClient`, whose constructor holds the defaults.
     """
 
     def __init__(
         self,
         url: str,
         token: str,
-        timeout_s: float = 10.0,
-        rate_limit_per_s: float | None = 5.0,
-        max_retries: int = 4,
-        backoff_s: float = 1.0,
-        session: requests.Session | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
         *,
-        rate_limit_burst: int = 2,
-        followup_timeout_s: float = 30.0,
-        max_backoff_s: float = 60.0,
-        max_retry_after_s: float = 120.0,
+        timeout_s: float,
+        followup_timeout_s: float,
+        rate_limit_per_s: float | None,
+        rate_limit_burst: int,
+        max_retries: int,
+        backoff_s: float,
+        max_backoff_s: float,
+        max_retry_after_s: float,
+        session: requests.Session | None,
+        sleep: Callable[[float], None],
+        clock: Callable[[], float],
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError("SkyPortal url must start with http:// or https://")
