@@ -19,7 +19,7 @@ import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 PREPROCESSING_VERSION = "1"
 FIELDS = ("objectId", "jd", "score", "status", "magpsf", "peakmag_so_far", "age", "drb", "precision")
@@ -102,6 +102,12 @@ class ScoreCache:
             for row in self._conn.execute(sql, [model_version, preprocessing, *chunk]):
                 out[row[0]] = {"candid": row[0], "model_version": model_version, **dict(zip(FIELDS, row[1:]))}
         return out
+
+    def candids(self, model_version: str, preprocessing: str) -> Iterator[int]:
+        """Every candid cached for (model version, preprocessing), in candid order."""
+        for row in self._conn.execute("SELECT candid FROM scores WHERE model_version = ? AND preprocessing = ? "
+                                      "ORDER BY candid", (model_version, preprocessing)):
+            yield row[0]
 
     def put(self, rows: Iterable[Mapping], model_version: str, preprocessing: str) -> int:
         params = [(int(r["candid"]), model_version, preprocessing, *(r.get(f) for f in FIELDS)) for r in rows]

@@ -211,9 +211,7 @@ def _cached_candids(cache: ScoreCache, mv: str, pp: str):
     know: new or changed files, fsspec URLs). 8 bytes a score, sent once to each worker."""
     import numpy as np
 
-    rows = cache._conn.execute("SELECT candid FROM scores WHERE model_version = ? AND preprocessing = ? "
-                               "ORDER BY candid", (mv, pp))
-    return np.fromiter((r[0] for r in rows), dtype=np.int64)
+    return np.fromiter(cache.candids(mv, pp), dtype=np.int64)
 
 
 def _note(msg: str) -> None:
