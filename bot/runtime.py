@@ -25,7 +25,7 @@ from bot.journal import Journal
 from bot.kowalski.client import KowalskiClient, KowalskiError
 from bot.lock import acquire_writer_lock
 from bot.kowalski.poller import Poller
-from bot.scoring.scorer import build_scorer
+from bot.scoring.scorer import Scorer, build_scorer
 from bot.skyportal.client import SkyPortalClient
 from bot.skyportal.errors import SkyPortalError
 
@@ -37,7 +37,7 @@ class Runtime:
     config: Config
     journal: Journal
     poller: Poller
-    scorer: object  # bot.scoring.scorer.Scorer
+    scorer: Scorer
     actor: Actor
     kowalski: object  # the broker's client: KowalskiClient, or BoomClient with source: boom
     skyportal: SkyPortalClient | None
