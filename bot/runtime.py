@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 from bot.actions import Actor
 from bot.actions.registry import KINDS
 from bot.config import Config, ConfigError, secret
-from bot.core.policies import Policy, build_policies
+from bot.actions.policy import ActingPolicy, acting_policies
 from bot.journal import Journal
 from bot.kowalski.client import KowalskiClient, KowalskiError
 from bot.lock import acquire_writer_lock
@@ -41,7 +41,7 @@ class Runtime:
     actor: Actor
     kowalski: object  # the broker's client: KowalskiClient, or BoomClient with source: boom
     skyportal: SkyPortalClient | None
-    policies: list[Policy] = field(default_factory=list)  # built once; the cycle and the Actor share them
+    policies: list[ActingPolicy] = field(default_factory=list)  # built once; the cycle and the Actor share them
     closers: list = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)  # set by SIGTERM/SIGINT (the daemon)
 
@@ -54,7 +54,7 @@ class Runtime:
         self.closers.clear()
 
 
-def configured_policies(cfg: Config, model_versions: Sequence[str] | None = None) -> list[Policy]:
+def configured_policies(cfg: Config, model_versions: Sequence[str] | None = None) -> list[ActingPolicy]:
     """The config's policies with their actions, bound to a model version, built once.
 
     `model_versions`: the versions of the loaded models (default: the production model's, from
@@ -66,7 +66,7 @@ def configured_policies(cfg: Config, model_versions: Sequence[str] | None = None
 
         model_versions = [get_artifact("models", "btsbot").version]
     try:
-        return build_policies(cfg.policies, list(model_versions))
+        return acting_policies(cfg.policies, list(model_versions))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -111,7 +111,7 @@ def connect_kowalski(client: KowalskiClient) -> KowalskiClient:
         raise KowalskiError(f"{text}{hint}", transient=exc.transient) from None
 
 
-def skyportal_client(cfg: Config, policies: Sequence[Policy],
+def skyportal_client(cfg: Config, policies: Sequence[ActingPolicy],
                      sleep: Callable[[float], None] = time.sleep) -> SkyPortalClient | None:
     s = cfg.skyportal
     token = secret(s.token)
@@ -218,7 +218,7 @@ def lock_journal(cfg: Config):
                           f"{exc.strerror or exc}") from None
 
 
-def kind_services(cfg: Config, policies: Sequence[Policy], env=None) -> dict:
+def kind_services(cfg: Config, policies: Sequence[ActingPolicy], env=None) -> dict:
     """The services the action kinds bring themselves (`ActionKind.open_services`: e.g. notify's webhooks)."""
     env = os.environ if env is None else env
     out: dict = {}

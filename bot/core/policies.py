@@ -10,8 +10,8 @@ age, model_version (unscorable alerts have score None and never count).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,6 @@ class Policy:
     age_min_days: float | None = None
     age_max_days: float | None = None
     model_version: str | None = None  # required: the scores of this model version are the ones that count
-    actions: Any = field(default=None, compare=False, hash=False)  # its configured actions (`policies[].actions`)
 
     def __post_init__(self):
         if not self.model_version:
@@ -95,7 +94,8 @@ class Decision:
 
 
 def build_policies(configs: Sequence, model_versions: Sequence[str]) -> list[Policy]:
-    """The configured policies (`policies[]` of the config), built once at start with their actions.
+    """The rules of the configured policies (`policies[]` of the config); what each does when it holds is
+    beside the rule, not in it (`bot.actions.policy.ActingPolicy`).
 
     A policy that states no `model_version` takes the first of `model_versions` (the loaded model's);
     one naming a version none of them provides is refused with a ValueError naming
@@ -109,8 +109,8 @@ def build_policies(configs: Sequence, model_versions: Sequence[str]) -> list[Pol
         if version not in model_versions:
             raise ValueError(f"policies.{i}.model_version: {version!r} ({cfg.name}) is not a loaded model's "
                              f"version ({', '.join(model_versions)})")
-        rules = {f: getattr(cfg, f) for f in Policy.__dataclass_fields__ if f not in ("model_version", "actions")}
-        out.append(Policy(**rules, model_version=version, actions=cfg.actions))
+        rules = {f: getattr(cfg, f) for f in Policy.__dataclass_fields__ if f != "model_version"}
+        out.append(Policy(**rules, model_version=version))
     return out
 
 
