@@ -13,8 +13,8 @@ The contract is ``shared/reference/skyportal-api.md`` (cited below as SP <sectio
   honouring ``Retry-After`` on 429/503.
   ``POST /api/followup_request`` is never retried (SP 7.2): its outcome is reported instead.
 
-The endpoint methods are in :mod:`bot.skyportal.client`, whose ``SkyPortalClient`` holds a
-:class:`Transport`.
+The endpoint methods are :class:`bot.skyportal.client.SkyPortalClient`'s (its groups of calls are
+in :mod:`bot.skyportal.sources` and :mod:`bot.skyportal.followups`); it holds a :class:`Transport`.
 """
 
 from __future__ import annotations
