@@ -68,7 +68,6 @@ class SkyPortalClient(SourceCalls, FollowupCalls):
             session=session, sleep=sleep, clock=clock,
         )
         # filled in by profile()
-        self._profile_cache: dict | None = None
         self._token_acls_cache: set[str] | None = None
         self._token_acls_known = False
 
@@ -129,7 +128,6 @@ class SkyPortalClient(SourceCalls, FollowupCalls):
                 acls = {str(a) for a in (t.get("acls") or [])}
             tokens_out.append(t)
         data["tokens"] = tokens_out
-        self._profile_cache = data
         self._token_acls_cache = acls
         self._token_acls_known = True
         return data

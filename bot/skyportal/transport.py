@@ -35,7 +35,6 @@ from bot.retry import RETRY_AFTER_STATUSES, no_answer, retrying
 from bot.skyportal.errors import SkyPortalError
 
 __all__ = [
-    "RateLimiter",
     "Transport",
     "raw_error_text",
 ]
