@@ -16,10 +16,23 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.core.policies import Decision, Policy
+from bot.core.policies import Decision, Policy, score_text
 from bot.journal import Journal
 
 Result = tuple["str | None", dict]
+DESCRIBED = ("save", "followup")  # the main actions a comment or a notification describes
+
+
+def evidence_phrase(evidence: Mapping, policy: Policy | None) -> str:
+    """A decision's evidence as the comment and the notification say it: `N alerts > T, max score S`
+    (no `> T` when the policy is no longer configured)."""
+    threshold = f" > {policy.min_score:g}" if policy else ""
+    return f"{evidence['n_counting']} alerts{threshold}, max score {score_text(evidence['max_score'])}"
+
+
+def peak_phrase(evidence: Mapping) -> str:
+    """`, peak M mag` when the evidence knows the peak magnitude so far, else nothing."""
+    return f", peak {evidence['peakmag_so_far']:.2f} mag" if evidence.get("peakmag_so_far") is not None else ""
 
 
 class KindConfig(BaseModel):

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from bot.actions.base import ActionKind, Context, Result
-from bot.core.policies import score_text
+from bot.actions.base import DESCRIBED, ActionKind, Context, Result, evidence_phrase, peak_phrase
 
-DESCRIBED = ("save", "followup")  # the kinds a comment describes
 CHANGED = {"save": ("saved",), "followup": ("posted", "updated")}  # outcomes that changed Fritz
 
 
@@ -61,14 +59,11 @@ class Comment(ActionKind):
                 continue
             ev = ctx.journal.get_decision_by_id(main["decision_id"])["evidence"]
             policy = ctx.policies.get(main["policy"])
-            threshold = f" > {policy.min_score:g}" if policy else ""
             version = version or ev.get("model_version") or (policy.model_version if policy else "")
-            parts.append(f"{ctx.kinds[main['action']].describe(main)} by {main['policy']} — "
-                         f"{ev['n_counting']} alerts{threshold}, max score {score_text(ev['max_score'])}")
+            parts.append(f"{ctx.kinds[main['action']].describe(main)} by {main['policy']} — {evidence_phrase(ev, policy)}")
         if not parts:
             return None
-        peak = f", peak {ev['peakmag_so_far']:.2f} mag" if ev.get("peakmag_so_far") is not None else ""
-        return f"BTSbot {version}: {'; '.join(parts)}{peak}, candid {ev['candid']}"
+        return f"BTSbot {version}: {'; '.join(parts)}{peak_phrase(ev)}, candid {ev['candid']}"
 
     def would_send(self, ctx: Context, action: Mapping) -> dict:
         r, lead = action["request"], self._siblings(ctx, action)[0]

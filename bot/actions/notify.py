@@ -21,9 +21,7 @@ from typing import Iterable, Literal, Mapping
 
 from pydantic import AliasChoices, Field
 
-from bot.actions.base import ActionKind, Context, KindConfig, Result
-from bot.actions.comment import DESCRIBED
-from bot.core.policies import score_text
+from bot.actions.base import DESCRIBED, ActionKind, Context, KindConfig, Result, evidence_phrase, peak_phrase
 from bot.webhook import DOWN_FOR_S, Webhook, WebhookError  # noqa: F401  (DOWN_FOR_S re-exported)
 
 log = logging.getLogger(__name__)
@@ -103,11 +101,9 @@ class Notify(ActionKind):
         policy = ctx.policies.get(action["policy"])
         base = ctx.links.get("skyportal", "").rstrip("/")
         link = f"<{base}/source/{oid}|{oid}>" if base else oid
-        threshold = f" > {policy.min_score:g}" if policy else ""
-        peak = f", peak {ev['peakmag_so_far']:.2f} mag" if ev.get("peakmag_so_far") is not None else ""
         done = "; ".join(self._fritz(ctx, ctx.main_action(action, k), k) for k in action["request"]["about"])
-        return (f"BTSbot: {link} selected by {_escape(action['policy'])} — {ev['n_counting']} alerts{threshold}, "
-                f"max score {score_text(ev['max_score'])}{peak}. On Fritz: {_escape(done)}")
+        return (f"BTSbot: {link} selected by {_escape(action['policy'])} — {evidence_phrase(ev, policy)}"
+                f"{peak_phrase(ev)}. On Fritz: {_escape(done)}")
 
     @staticmethod
     def _fritz(ctx: Context, main: Mapping, about: str) -> str:
