@@ -1,4 +1,5 @@
-"""Production's follow-up rules (pure): the POST body, the post/update/skip decision, time parsing.
+"""Production's follow-up rules (pure): the POST body, the post/update/skip decision; their dates are in
+:mod:`bot.core.followup_dates` (re-exported here).
 
 No I/O here. Everything follows the contract in ``shared/reference/skyportal-api.md`` (SP) and
 ``shared/reference/kowalski-api.md`` (KW):
@@ -16,12 +17,12 @@ A facility's payload model is in :mod:`bot.facilities` (SEDM: :mod:`bot.faciliti
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from bot.core.followup_dates import DATE_FORMAT, format_date, parse_timestamp, to_utc_naive
 from bot.ids import OBJECT_ID_RE as OBJ_ID_RE  # SP 1.1; follow-up obj_id is the same Obj id
 
 __all__ = [
@@ -42,9 +43,6 @@ __all__ = [
     "to_utc_naive",
 ]
 
-# Kowalski formats start/end dates like this (KW alert_broker.py:1551-1566).
-DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
-
 # Keys ignored when deciding whether an existing request is "the same" (KW compare_dicts call).
 PAYLOAD_IGNORED_KEYS = frozenset(
     {"priority", "urgency", "Urgency", "start_date", "end_date", "advanced", "observation_choices"}
@@ -57,50 +55,6 @@ FAILED_RETRY_WINDOW = timedelta(hours=12)
 # ------------------------------------------------------------------------------------------------
 # small helpers
 # ------------------------------------------------------------------------------------------------
-def to_utc_naive(dt: datetime) -> datetime:
-    """A naive UTC datetime (SkyPortal's convention). Naive input is taken to be UTC already."""
-    if not isinstance(dt, datetime):
-        raise TypeError(f"expected a datetime, got {type(dt).__name__}")
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
-    return dt
-
-
-def format_date(dt: datetime) -> str:
-    """Format a date the way Kowalski does for SEDM start/end dates (UTC, microseconds always)."""
-    return to_utc_naive(dt).strftime(DATE_FORMAT)
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """Parse a SkyPortal timestamp leniently into naive UTC; None if it cannot be parsed.
-
-    Accepts ISO strings with or without microseconds (SkyPortal omits them when they are 0, SP 0.2),
-    with ``T`` or a space, with ``Z`` or an offset (converted to UTC), or without a zone (= UTC);
-    also datetimes.
-    """
-    if isinstance(value, datetime):
-        return to_utc_naive(value)
-    if not isinstance(value, str):
-        return None
-    s = value.strip()
-    if not s:
-        return None
-    if s.endswith(("Z", "z")):
-        s = s[:-1] + "+00:00"
-    try:
-        dt = datetime.fromisoformat(s)
-    except ValueError:
-        # e.g. more than 6 fractional digits: truncate them
-        m = re.match(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})\.(\d+)(.*)$", s)
-        if not m:
-            return None
-        try:
-            dt = datetime.fromisoformat(f"{m.group(1)}.{m.group(2)[:6].ljust(6, '0')}{m.group(3)}")
-        except ValueError:
-            return None
-    return to_utc_naive(dt)
-
-
 def status_kind(status: Any) -> str | None:
     """Classify a free-text follow-up status by case-insensitive substring (SP 3.6, gotcha 7).
 
