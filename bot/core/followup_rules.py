@@ -23,12 +23,11 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from bot.core.followup_dates import DATE_FORMAT, format_date, parse_timestamp, to_utc_naive
-from bot.ids import OBJECT_ID_RE as OBJ_ID_RE  # SP 1.1; follow-up obj_id is the same Obj id
+from bot.ids import OBJECT_ID_RE  # a follow-up's obj_id is the same Obj id (docs/contracts.md)
 
 __all__ = [
     "DATE_FORMAT",
     "FAILED_RETRY_WINDOW",
-    "OBJ_ID_RE",
     "PAYLOAD_IGNORED_KEYS",
     "Plan",
     "compare_payloads",
@@ -141,7 +140,7 @@ def followup_body(
     ``watcher_ids`` and ``requester_id`` are NOT accepted by the server (400 Unknown field); post the
     comment separately.
     """
-    if not isinstance(obj_id, str) or not OBJ_ID_RE.match(obj_id):
+    if not isinstance(obj_id, str) or not OBJECT_ID_RE.match(obj_id):
         raise ValueError(f"obj_id {obj_id!r} is not a valid SkyPortal object id")
     if isinstance(allocation_id, bool) or not isinstance(allocation_id, int):
         raise ValueError(f"allocation_id {allocation_id!r} is not an integer id")
