@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 UNIX_EPOCH_JD = 2440587.5
 MJD_OFFSET = 2400000.5
@@ -37,7 +37,10 @@ def jd_to_datetime(jd: float) -> datetime:
 
 def utc_text(jd: float | None) -> str:
     """A JD as people read it: "2023-10-05 10:37:55 UTC" ("-" for None)."""
-    return "-" if jd is None else jd_to_datetime(jd).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if jd is None:
+        return "-"
+    t = jd_to_datetime(jd)  # to the nearest second: a JD's float carries ~20 us of noise (16:00:00 not 15:59:59)
+    return (t + timedelta(microseconds=500_000)).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def parse_time(value: str | float) -> float:
