@@ -42,7 +42,7 @@ class ScorerSpec:
         self.precision = precision  # the precision rule of its scores (`bot.scoring.scorer.precision_rule`)
         self.backend = backend  # the backend's name, for people (None: unknown, an injected scorer)
         self._scorer = None
-        # how to build the same scorer elsewhere (a Dask worker: bot/backtest/distributed.py); from_config's
+        # how to build the same scorer elsewhere (a Dask worker, bot/backtest/distributed.py): set by from_config
         self.recipe: dict | None = None
 
     @classmethod

@@ -58,7 +58,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_labels)
 
 
-def _client(cfg):
+def fritz_reader(cfg):
     """The SkyPortal client as `btsbot run` builds it (bot.runtime.skyportal_client), without the start checks
     of saving and requesting (a read needs none of its ACLs)."""
     from bot.config import ConfigError, secret
@@ -92,7 +92,7 @@ def cmd_labels(args) -> int:
     except re.error as exc:
         return _die(f"--positive-types {args.positive_types!r} is not a regular expression: {exc}", EXIT_USAGE)
     cfg = _load_config(args)
-    client = _client(cfg)
+    client = fritz_reader(cfg)
     try:
         result = read_fritz_labels(client, args.group, args.since, args.until, positive=args.positive_types,
                                    include_ml=args.include_ml, exclude_users=args.exclude_users,

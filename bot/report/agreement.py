@@ -19,6 +19,7 @@ both / (both + bot only): how much of what the bot would do the humans did too.
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
@@ -108,9 +109,7 @@ def agreement(policies: Sequence[tuple[Policy, str]], decisions: Sequence[Mappin
                                        label=label.label))
         pa.both.sort(key=lambda p: p.objectId)
         out.append(pa)
-    modes: dict[str, int] = {}
-    for d in decisions:
-        modes[d.get("mode") or "unknown"] = modes.get(d.get("mode") or "unknown", 0) + 1
+    modes = dict(Counter(d.get("mode") or "unknown" for d in decisions))
     bare = sum(1 for lab in labels.values() if lab.saved_at is None and lab.triggered_at is None)
     return Agreement(window, out, modes, len(labels), bare)
 

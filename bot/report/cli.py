@@ -112,12 +112,12 @@ def _fritz_labels(cfg, group: int, since: float) -> dict:
     """objectId -> Label of what humans did on `group`, read now (`bot.skyportal.labels`), unclassified
     sources kept (their label None): a human's save is what agreement compares with, classified or not."""
     from bot.backtest.labels import Label
-    from bot.cli.labels import _client
+    from bot.cli.labels import fritz_reader
     from bot.config import ConfigError
     from bot.skyportal.labels import GroupNotReadable, read_fritz_labels
     from bot.timeutil import parse_time
 
-    client = _client(cfg)
+    client = fritz_reader(cfg)
     try:
         result = read_fritz_labels(client, group, since - LOOKBACK_DAYS)
     except GroupNotReadable as exc:
