@@ -24,10 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from bot.actions.followup import FollowupAction  # noqa: F401  (re-exported with the rest of the config)
-from bot.actions.notify import NotifyAction  # noqa: F401
 from bot.actions.registry import policy_actions_model
-from bot.actions.save import SaveAction  # noqa: F401
 
 _REPO_DEFAULTS = Path(__file__).resolve().parent.parent / "config" / "config.defaults.yaml"
 _PACKAGED_DEFAULTS = Path(__file__).resolve().parent / "_data" / "config.defaults.yaml"

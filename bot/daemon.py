@@ -114,7 +114,7 @@ class CycleJob:
             self.last_alert = now
         start, end = palomar_night(now)
         pending = journal.unfinished_actions()
-        oldest = min((_parse_utc(a["time"]) for a in pending), default=None)
+        oldest = min((_parse_utc(a.time) for a in pending), default=None)
         found = conditions(
             failed_in_a_row=self.failed_in_a_row, max_failed=cfg.health.max_failed_cycles,
             guard_tripped=bool(journal.get_state(TRIPPED)),

@@ -70,7 +70,7 @@ def promote_dry_run(rt, max_age_days: float = DEFAULT_MAX_AGE_DAYS) -> Promotion
     with rt.journal.transaction():
         acted: set[str] = set()
         for shadow in rt.journal.dry_run_decisions():
-            promotion = _promote_one(rt, shadow, policies.get(shadow["policy"]), now_jd, max_age_days)
+            promotion = _promote_one(rt, shadow, policies.get(shadow.policy), now_jd, max_age_days)
             report.promotions.append(promotion)
             if promotion.outcome == "promoted":
                 acted.add(promotion.objectId)
@@ -79,7 +79,7 @@ def promote_dry_run(rt, max_age_days: float = DEFAULT_MAX_AGE_DAYS) -> Promotion
 
 
 def _promote_one(rt, shadow: dict, policy, now_jd: float, max_age_days: float) -> Promotion:
-    name, oid, jd = shadow["policy"], shadow["objectId"], shadow["jd"]
+    name, oid, jd = shadow.policy, shadow.objectId, shadow.jd
     if policy is None:
         return Promotion(name, oid, jd, "policy not configured", "the config has no policy of that name now")
     age = None if jd is None else now_jd - float(jd)
@@ -92,5 +92,5 @@ def _promote_one(rt, shadow: dict, policy, now_jd: float, max_age_days: float) -
     if decision is None:
         return Promotion(name, oid, jd, "no longer holds", why_not(policy, history))
     alert = next(a for a in history if a["candid"] == decision.candid)
-    rt.actor.plan(decision, alert, promoted_from={"candid": shadow["candid"], "jd": jd, "time": shadow["time"]})
+    rt.actor.plan(decision, alert, promoted_from={"candid": shadow.candid, "jd": jd, "time": shadow.time})
     return Promotion(name, oid, jd, "promoted", f"live decision at {utc_text(decision.jd)}", decision.jd)

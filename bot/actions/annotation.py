@@ -9,10 +9,9 @@ source (not per decision) each time the source's summary changes, keyed by its l
 
 from __future__ import annotations
 
-from typing import Mapping
-
 from bot.actions.base import ActionKind, Context, Result
 from bot.core.policies import source_summary
+from bot.journal.records import ActionRecord
 
 ORIGIN = "btsbot"
 
@@ -27,7 +26,7 @@ class Annotation(ActionKind):
     def plan_source(self, ctx: Context, object_id: str):
         decisions = [ctx.journal.get_decision(p, object_id) for p in ctx.policies
                      if ctx.journal.decided(p, object_id, ctx.mode)]
-        annotate = [d for d in decisions if self.enabled(ctx.policies[d["policy"]])]
+        annotate = [d for d in decisions if self.enabled(ctx.policies[d.policy])]
         if not annotate:
             return None
         p = ctx.policies[annotate[0]["policy"]]
@@ -35,18 +34,18 @@ class Annotation(ActionKind):
                               p.min_score, p.alert_mag_max)
         if not data:
             return None
-        return (min(d["id"] for d in annotate), f"annotation:{data['btsbot_latest_candid']}",
+        return (min(d.id for d in annotate), f"annotation:{data['btsbot_latest_candid']}",
                 {"obj_id": object_id, "origin": ORIGIN, "data": data, "group_ids": ctx.save_groups or None})
 
-    def would_send(self, ctx: Context, action: Mapping) -> dict:
-        r = action["request"]
+    def would_send(self, ctx: Context, action: ActionRecord) -> dict:
+        r = action.request
         return {"method": "PUT or POST", "path": f"/api/sources/{r['obj_id']}/annotations",
                 "body": {"origin": r["origin"], "data": r["data"], "group_ids": r["group_ids"]}}
 
-    def execute(self, ctx: Context, action: Mapping) -> Result:
-        r = action["request"]
-        known = next((a["response"]["annotation_id"] for a in reversed(ctx.journal.actions_for_object(
-            r["obj_id"], self.name)) if a["status"] == "done" and (a["response"] or {}).get("annotation_id")), None)
+    def execute(self, ctx: Context, action: ActionRecord) -> Result:
+        r = action.request
+        known = next((a.response["annotation_id"] for a in reversed(ctx.journal.actions_for_object(
+            r["obj_id"], self.name)) if a.status == "done" and (a.response or {}).get("annotation_id")), None)
         view = ctx.source_view(r["obj_id"], read=False)
         if known is None and view is not None:
             known = view.annotation_id(r["origin"])

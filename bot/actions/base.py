@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.core.policies import Decision, Policy, score_text
 from bot.journal import Journal
+from bot.journal.records import ActionRecord
 
 Result = tuple["str | None", dict]
 DESCRIBED = ("save", "followup")  # the main actions a comment or a notification describes
@@ -81,11 +82,10 @@ class Context:
             raise RuntimeError(f"no {name} service configured (live mode needs it)")
         return svc
 
-    def main_action(self, action: Mapping, about: str) -> dict:
-        """The action `about` ("save", "followup") of the same decision and mode as `action` ({} if none)."""
-        mode = action.get("mode")
-        return next((x for x in self.journal.actions_for(action["decision_id"]) if x["action"] == about
-                     and (mode is None or x.get("mode") in (mode, None))), {})
+    def main_action(self, action: ActionRecord, about: str) -> ActionRecord | None:
+        """The action `about` ("save", "followup") of the same decision and mode as `action` (None if none)."""
+        return next((x for x in self.journal.actions_for(action.decision_id) if x.action == about
+                     and (action.mode is None or x.mode in (action.mode, None))), None)
 
 
 class ActionKind:
@@ -131,17 +131,18 @@ class ActionKind:
         return None
 
     # -- execution -------------------------------------------------------------------------------------
-    def waiting_for(self, ctx: Context, action: Mapping) -> str | None:
+    def waiting_for(self, ctx: Context, action: ActionRecord) -> str | None:
         """Why the action must wait (it stays pending, untouched), or None to run it now."""
         return None
 
-    def would_send(self, ctx: Context, action: Mapping) -> dict:
+    def would_send(self, ctx: Context, action: ActionRecord) -> dict:
         """What it would send, journaled in dry-run mode instead of sending."""
         raise NotImplementedError
 
-    def execute(self, ctx: Context, action: Mapping) -> Result:
+    def execute(self, ctx: Context, action: ActionRecord) -> Result:
         raise NotImplementedError
 
     def describe(self, action: Mapping) -> str:
-        """A finished (or pending) action's outcome in words, for comments and notifications."""
+        """A finished (or pending) action's outcome in words, for comments, notifications and the reports: a
+        journal record or a history row (a mapping), or {} for an action that does not exist."""
         return f"{self.name} {action.get('outcome') or 'not done'}"

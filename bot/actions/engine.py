@@ -27,6 +27,7 @@ from bot.actions.guard import GuardState, check as guard_check
 from bot.actions.registry import KINDS
 from bot.core.policies import Decision, Policy
 from bot.journal import Journal
+from bot.journal.records import ActionRecord
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +120,9 @@ class Actor:
         return ids[0] if ids else None
 
     # -- phase 2: execute ------------------------------------------------------------------------------
-    def _sort_key(self, a: dict):
-        kind = self.kinds.get(a["action"])
-        return (kind.phase if kind else 9, a["decision_id"], kind.order if kind else 9, a["id"])
+    def _sort_key(self, a: ActionRecord):
+        kind = self.kinds.get(a.action)
+        return (kind.phase if kind else 9, a.decision_id, kind.order if kind else 9, a.id)
 
     def run_pending(self, stop: threading.Event | None = None) -> list[ActionReport]:
         """Run every pending action; with `stop` set, the actions not yet started stay pending."""
@@ -142,7 +143,7 @@ class Actor:
                 break
         return reports
 
-    def _run_phase(self, todo: list[dict], reports: list[ActionReport], stop: threading.Event | None) -> bool:
+    def _run_phase(self, todo: list[ActionRecord], reports: list[ActionReport], stop: threading.Event | None) -> bool:
         """Run one phase's actions; one that waited (e.g. for a save of another decision) is tried again
         once the others ran. False if `stop` was set."""
         while todo:
@@ -160,14 +161,14 @@ class Actor:
             if not finished:
                 reports.extend(r for r, _ in waited)
                 return True
-            todo = [a for a in (self.journal.action(a["id"]) for _, a in waited) if a and a["status"] == "pending"]
+            todo = [a for a in (self.journal.action(a.id) for _, a in waited) if a and a.status == "pending"]
         return True
 
-    def _run(self, a: dict) -> ActionReport:
-        report = ActionReport(a["id"], a["objectId"], a["policy"], a["action"], None)
-        kind = self.kinds.get(a["action"])
+    def _run(self, a: ActionRecord) -> ActionReport:
+        report = ActionReport(a.id, a.objectId, a.policy, a.action, None)
+        kind = self.kinds.get(a.action)
         if kind is None:
-            report.detail = f"unknown action kind {a['action']!r}; left pending"
+            report.detail = f"unknown action kind {a.action!r}; left pending"
             return report
         wait = kind.waiting_for(self.ctx, a)
         if wait:
@@ -185,25 +186,25 @@ class Actor:
             if transient is True:
                 return self._keep_pending(report, a, str(exc), f"transient failure, will resume: {exc}")
             if transient is not False:  # a bug or an unexpected answer: keep it pending, never block the others
-                log.exception("%s %s for %s failed unexpectedly", a["action"], a["policy"], a["objectId"])
+                log.exception("%s %s for %s failed unexpectedly", a.action, a.policy, a.objectId)
                 why = f"{type(exc).__name__}: {exc}"
-                self.journal.note_attempt(a["id"], why)
+                self.journal.note_attempt(a.id, why)
                 report.detail = f"unexpected error, will resume: {why}"
                 return report
             outcome, response = "failed", {"status": getattr(exc, "status", None),
                                            "message": getattr(exc, "message", str(exc))}
         if outcome is None:  # e.g. a follow-up whose fate is still unknown: resume next cycle
-            self.journal.note_attempt(a["id"], response.get("message", "unknown outcome"))
+            self.journal.note_attempt(a.id, response.get("message", "unknown outcome"))
             report.detail = response.get("message", "")
             return report
-        self.journal.finish_action(a["id"], outcome, response,
+        self.journal.finish_action(a.id, outcome, response,
                                    error=response.get("message") if outcome == "failed" else None)
         report.outcome, report.detail = outcome, response.get("message") or response.get("reason") or ""
-        log.info("%s %s for %s: %s %s", a["action"], a["policy"], a["objectId"], outcome, report.detail)
+        log.info("%s %s for %s: %s %s", a.action, a.policy, a.objectId, outcome, report.detail)
         return report
 
-    def _keep_pending(self, report: ActionReport, a: dict, error: str, detail: str) -> ActionReport:
-        self.journal.note_attempt(a["id"], error)
+    def _keep_pending(self, report: ActionReport, a: ActionRecord, error: str, detail: str) -> ActionReport:
+        self.journal.note_attempt(a.id, error)
         report.detail = detail
-        log.warning("%s %s for %s: %s", a["action"], a["policy"], a["objectId"], detail)
+        log.warning("%s %s for %s: %s", a.action, a.policy, a.objectId, detail)
         return report

@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 from bot.actions.base import ActionKind, Context, KindConfig, Result
 from bot.core.followup_rules import followup_body, plan_followup
 from bot.facilities.sedm import sedm_payload
+from bot.journal.records import ActionRecord
 from bot.timeutil import palomar_night
 
 _CHECK_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)  # the payload's shape does not depend on the date
@@ -89,12 +90,12 @@ class Followup(ActionKind):
             "validity_days": f.validity_days, "ignore_source_group_ids": f.ignore_source_group_ids,
             "target_group_ids": f.target_group_ids, "priority_order": f.priority_order})]
 
-    def waiting_for(self, ctx: Context, action: Mapping) -> str | None:
+    def waiting_for(self, ctx: Context, action: ActionRecord) -> str | None:
         """A follow-up never outruns a save of its source (this decision's or another policy's): SkyPortal
         refuses a request for an object it does not hold yet."""
-        saves = ctx.journal.actions_for_object(action["objectId"], "save", pending=True)
+        saves = ctx.journal.actions_for_object(action.objectId, "save", pending=True)
         if saves:
-            return f"waiting for the save of {action['objectId']} by {saves[0]['policy']}"
+            return f"waiting for the save of {action.objectId} by {saves[0].policy}"
         return None
 
     @staticmethod
@@ -102,8 +103,8 @@ class Followup(ActionKind):
         return followup_body(r["obj_id"], r["allocation_id"], sedm_payload(r["payload"], r["validity_days"], now),
                              r["ignore_source_group_ids"], r["target_group_ids"])
 
-    def would_send(self, ctx: Context, action: Mapping) -> dict:
-        return {"method": "POST", "path": "/api/followup_request", "body": self._body(action["request"], ctx.now())}
+    def would_send(self, ctx: Context, action: ActionRecord) -> dict:
+        return {"method": "POST", "path": "/api/followup_request", "body": self._body(action.request, ctx.now())}
 
     @staticmethod
     def _plan(client, r: Mapping, now: datetime):
@@ -126,12 +127,12 @@ class Followup(ActionKind):
             view.followup_requests.append({"id": request_id, "obj_id": body["obj_id"], "status": status,
                                            "allocation_id": body["allocation_id"], "payload": body["payload"]})
 
-    def execute(self, ctx: Context, action: Mapping) -> Result:
-        client, r, now = ctx.service("skyportal"), action["request"], ctx.now()
+    def execute(self, ctx: Context, action: ActionRecord) -> Result:
+        client, r, now = ctx.service("skyportal"), action.request, ctx.now()
         listing = self._listing(ctx, client, r)
-        own = own_request(listing, (action.get("attempt") or {}).get("body"))
+        own = own_request(listing, (action.attempt or {}).get("body"))
         if own is not None:  # killed after our POST, before its outcome was journaled: it is ours
-            return "posted", {"request": action["attempt"]["body"], "request_id": own.get("id"),
+            return "posted", {"request": action.attempt["body"], "request_id": own.get("id"),
                               "status": own.get("status"), "http_status": None,
                               "message": "own request recognised in the listing after a restart"}
         plan = plan_followup(listing, r["allocation_id"], r["payload"], now, priority_order=r.get("priority_order", "asc"))
@@ -146,7 +147,7 @@ class Followup(ActionKind):
         if over is not None:
             return "over_budget", over
         body = self._body(r, now)
-        ctx.journal.mark_sending(action["id"], {"body": body})  # before the POST: a restart can recognise it
+        ctx.journal.mark_sending(action.id, {"body": body})  # before the POST: a restart can recognise it
         res = client.submit_followup(body)
         response = {"request": body, "request_id": res.request_id, "status": res.status, "message": res.message,
                     "http_status": res.http_status}
@@ -164,18 +165,18 @@ class Followup(ActionKind):
         return None, {"message": f"outcome unknown ({res.message}); not in the listing, will re-plan next cycle"}
 
     @staticmethod
-    def _over_budget(ctx: Context, action: Mapping, now: datetime) -> dict | None:
+    def _over_budget(ctx: Context, action: ActionRecord, now: datetime) -> dict | None:
         """With `max_per_night` set, the requests already posted on this allocation this Palomar night; a
         response when the budget is spent (None: send)."""
-        policy = ctx.policies.get(action["policy"])
+        policy = ctx.policies.get(action.policy)
         cfg = getattr(policy.actions, "followup", None) if policy is not None and policy.actions is not None else None
         budget = getattr(cfg, "max_per_night", None)
         if budget is None or ctx.mode != "live":
             return None
-        allocation = action["request"]["allocation_id"]
+        allocation = action.request["allocation_id"]
         start, end = palomar_night(now)
         posted = [a for a in ctx.journal.finished_actions("followup", "posted", "live", start, end)
-                  if (a.get("request") or {}).get("allocation_id") == allocation]
+                  if (a.request or {}).get("allocation_id") == allocation]
         if len(posted) < budget:
             return None
         return {"message": f"over budget: {len(posted)} of max_per_night {budget} requests already posted on "

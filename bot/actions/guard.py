@@ -38,7 +38,7 @@ class GuardState:
 
 def writing_sources(pending: Iterable[Mapping], kinds: Mapping) -> set[str]:
     """The sources with a pending action of a kind that writes to Fritz."""
-    return {a["objectId"] for a in pending if getattr(kinds.get(a["action"]), "service", None) == "skyportal"}
+    return {a.objectId for a in pending if getattr(kinds.get(a.action), "service", None) == "skyportal"}
 
 
 def check(journal, pending: list[dict], kinds: Mapping, limit: int | None, mode: str, now: str) -> GuardState:

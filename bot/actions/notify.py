@@ -22,7 +22,8 @@ from typing import Iterable, Literal, Mapping
 from pydantic import AliasChoices, Field
 
 from bot.actions.base import DESCRIBED, ActionKind, Context, KindConfig, Result, evidence_phrase, peak_phrase
-from bot.webhook import DOWN_FOR_S, Webhook, WebhookError  # noqa: F401  (DOWN_FOR_S re-exported)
+from bot.journal.records import ActionRecord
+from bot.webhook import Webhook, WebhookError
 
 log = logging.getLogger(__name__)
 
@@ -91,55 +92,57 @@ class Notify(ActionKind):
             return []
         return [("notify", {"obj_id": decision.objectId, "about": about, "webhook_env": cfg.webhook_env})]
 
-    def waiting_for(self, ctx: Context, action: Mapping) -> str | None:
-        pending = [k for k in action["request"]["about"] if ctx.main_action(action, k).get("status") == "pending"]
+    def waiting_for(self, ctx: Context, action: ActionRecord) -> str | None:
+        pending = [k for k in action.request["about"] if (m := ctx.main_action(action, k)) is not None and m.pending]
         return f"waiting for the {' and '.join(pending)} it reports" if pending else None
 
-    def text(self, ctx: Context, action: Mapping) -> str:
-        oid = action["objectId"]
-        ev = ctx.journal.get_decision_by_id(action["decision_id"])["evidence"]
-        policy = ctx.policies.get(action["policy"])
+    def text(self, ctx: Context, action: ActionRecord) -> str:
+        oid = action.objectId
+        ev = ctx.journal.get_decision_by_id(action.decision_id).evidence
+        policy = ctx.policies.get(action.policy)
         base = ctx.links.get("skyportal", "").rstrip("/")
         link = f"<{base}/source/{oid}|{oid}>" if base else oid
-        done = "; ".join(self._fritz(ctx, ctx.main_action(action, k), k) for k in action["request"]["about"])
-        return (f"BTSbot: {link} selected by {_escape(action['policy'])} — {evidence_phrase(ev, policy)}"
+        done = "; ".join(self._fritz(ctx, ctx.main_action(action, k), k) for k in action.request["about"])
+        return (f"BTSbot: {link} selected by {_escape(action.policy)} — {evidence_phrase(ev, policy)}"
                 f"{peak_phrase(ev)}. On Fritz: {_escape(done)}")
 
     @staticmethod
-    def _fritz(ctx: Context, main: Mapping, about: str) -> str:
+    def _fritz(ctx: Context, main: ActionRecord | None, about: str) -> str:
+        if main is None:
+            return ctx.kinds[about].describe({})
         words = ctx.kinds[about].describe(main)
-        status = (main.get("response") or {}).get("status")
-        if about == "followup" and main.get("outcome") in ("posted", "updated") and isinstance(status, str):
+        status = (main.response or {}).get("status")
+        if about == "followup" and main.outcome in ("posted", "updated") and isinstance(status, str):
             words += f", status {status}"
         return words
 
-    def would_send(self, ctx: Context, action: Mapping) -> dict:
-        return {"method": "POST", "url": f"${action['request']['webhook_env']}",
+    def would_send(self, ctx: Context, action: ActionRecord) -> dict:
+        return {"method": "POST", "url": f"${action.request['webhook_env']}",
                 "body": {"text": self.text(ctx, action)}}
 
-    def execute(self, ctx: Context, action: Mapping) -> Result:
-        r, cfg = action["request"], self._config(ctx, action)
-        previous = action.get("attempt")
+    def execute(self, ctx: Context, action: ActionRecord) -> Result:
+        r, cfg = action.request, self._config(ctx, action)
+        previous = action.attempt
         if previous and not (cfg and cfg.resend_unknown):
             log.warning("notify %s for %s: a POST may have been sent before the bot stopped; not resent "
-                        "(at most once; resend_unknown: true resends)", action["policy"], action["objectId"])
+                        "(at most once; resend_unknown: true resends)", action.policy, action.objectId)
             return "unknown", {"text": previous.get("text"), "message": "the bot stopped between the webhook POST "
                                "and its outcome; not resent (resend_unknown: false)"}
         text = previous["text"] if previous else self.text(ctx, action)
-        ctx.journal.mark_sending(action["id"], {"text": text})
+        ctx.journal.mark_sending(action.id, {"text": text})
         try:
             status = ctx.service(service_name(r["webhook_env"])).post(text)
         except WebhookError as exc:
             if exc.delivered is False:
-                ctx.journal.clear_sending(action["id"])
+                ctx.journal.clear_sending(action.id)
             elif not (cfg and cfg.resend_unknown):
                 return "unknown", {"text": text, "message": f"{exc.message}; it may have been delivered, not resent"}
             raise
         return "posted", {"text": text, "http_status": status, **({"resent": True} if previous else {})}
 
     @staticmethod
-    def _config(ctx: Context, action: Mapping) -> NotifyAction | None:
-        policy = ctx.policies.get(action["policy"])
+    def _config(ctx: Context, action: ActionRecord) -> NotifyAction | None:
+        policy = ctx.policies.get(action.policy)
         return getattr(policy.actions, "notify", None) if policy is not None and policy.actions is not None else None
 
     def describe(self, action: Mapping) -> str:

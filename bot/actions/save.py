@@ -13,6 +13,7 @@ from typing import Iterable, Mapping
 from pydantic import Field
 
 from bot.actions.base import ActionKind, Context, KindConfig, Result
+from bot.journal.records import ActionRecord
 
 
 class SaveAction(KindConfig):
@@ -40,12 +41,12 @@ class Save(ActionKind):
         return [("save", {"obj_id": decision.objectId, "group_ids": policy.actions.save.group_ids,
                           "ra": extra.get("ra"), "dec": extra.get("dec")})]
 
-    def would_send(self, ctx: Context, action: Mapping) -> dict:
-        r = action["request"]
+    def would_send(self, ctx: Context, action: ActionRecord) -> dict:
+        r = action.request
         return {"method": "POST", "path": "/api/sources", "body": {"id": r["obj_id"], "group_ids": r["group_ids"]}}
 
-    def execute(self, ctx: Context, action: Mapping) -> Result:
-        r = action["request"]
+    def execute(self, ctx: Context, action: ActionRecord) -> Result:
+        r = action.request
         view = ctx.source_view(r["obj_id"])
         already = [g for g in r["group_ids"] if g in view.active_groups]
         todo = [g for g in r["group_ids"] if g not in already]

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from bot.journal.codec import _dumps, _loads
+from bot.journal.records import ActionRecord
 from bot.redaction import scrub, scrub_text as _scrub_text
 
 
@@ -73,7 +74,7 @@ class ActionsMixin:
         with self.transaction():
             self._conn.execute("UPDATE actions SET attempt = NULL WHERE id = ?", (action_id,))
 
-    def unfinished_actions(self, mode: str | None = None) -> list[dict]:
+    def unfinished_actions(self, mode: str | None = None) -> list[ActionRecord]:
         """Actions journaled as pending but never finished (in flight when the bot stopped), of `mode`
         (default: the journal's mode; a live bot never runs what a dry-run planned; None: all)."""
         mode = mode or self.mode
@@ -84,28 +85,27 @@ class ActionsMixin:
                               "ORDER BY a.id", (mode,))
         return [self._action(r) for r in rows]
 
-    def action(self, action_id: int) -> dict | None:
+    def action(self, action_id: int) -> ActionRecord | None:
         rows = self._read(_ACTION_SELECT + " WHERE a.id = ?", (action_id,))
         return self._action(rows[0]) if rows else None
 
-    def actions_for_object(self, object_id: str, action: str, *, pending: bool = False) -> list[dict]:
+    def actions_for_object(self, object_id: str, action: str, *, pending: bool = False) -> list[ActionRecord]:
         """The actions of kind `action` of every decision about `object_id` (only the pending ones if asked)."""
         where = " WHERE a.action = ? AND d.objectId = ?" + (" AND a.status = 'pending'" if pending else "")
         return [self._action(r) for r in self._read(_ACTION_SELECT + where + " ORDER BY a.id", (action, object_id))]
 
-    def actions_for(self, decision_id: int) -> list[dict]:
+    def actions_for(self, decision_id: int) -> list[ActionRecord]:
         return [self._action(r) for r in self._read(_ACTION_SELECT + " WHERE a.decision_id = ? ORDER BY a.id",
                                                     (decision_id,))]
 
     @staticmethod
-    def _action(row: sqlite3.Row) -> dict:
+    def _action(row: sqlite3.Row) -> ActionRecord:
         d = dict(row)
         d["key"] = d["key"] or None
-        d["request"], d["response"] = _loads(d["request"]), _loads(d["response"])
-        d["attempt"] = _loads(d.get("attempt"))
-        return d
+        d["request"], d["response"], d["attempt"] = _loads(d["request"]), _loads(d["response"]), _loads(d["attempt"])
+        return ActionRecord.of(d)
 
-    def finished_actions(self, action: str, outcome: str, mode: str, since: datetime, until: datetime) -> list[dict]:
+    def finished_actions(self, action: str, outcome: str, mode: str, since: datetime, until: datetime) -> list[ActionRecord]:
         """The `action` rows of `mode` that finished with `outcome` in [since, until) (their `finished` time)."""
         iso = [t.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z") for t in (since, until)]
         rows = self._read(_ACTION_SELECT + " WHERE a.action = ? AND a.outcome = ? AND a.mode = ? AND a.finished >= ? "

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import operator
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 def _json_default(obj: Any) -> Any:
     if callable(getattr(obj, "tolist", None)):  # numpy scalars and arrays
         return obj.tolist()
+    if isinstance(obj, Mapping):  # the journal's records (`bot.journal.records`)
+        return dict(obj)
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     if isinstance(obj, bytes):

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from bot.journal.codec import _dumps, _float, _int, _loads
+from bot.journal.records import DecisionRecord
 from bot.redaction import scrub
 
 
@@ -48,9 +49,9 @@ class DecisionsMixin:
         d = self.get_decision(policy, object_id)
         if d is None:
             return False
-        return not ((mode or self.mode) == "live" and d.get("mode") == "dry-run")
+        return not ((mode or self.mode) == "live" and d.mode == "dry-run")
 
-    def dry_run_decisions(self) -> list[dict]:
+    def dry_run_decisions(self) -> list[DecisionRecord]:
         """The decisions only a dry-run made (no live decision took them over), oldest alert first."""
         rows = self._read("SELECT * FROM decisions WHERE mode = 'dry-run' ORDER BY jd, id")
         return [self._decision(r) for r in rows]
@@ -83,19 +84,17 @@ class DecisionsMixin:
             only = self._conn.execute("SELECT count(DISTINCT objectId) FROM decisions WHERE mode = 'dry-run'").fetchone()[0]
         return {"decisions": dec, "actions": act, "dry_run_only_sources": only}
 
-    def get_decision(self, policy: str, object_id: str) -> dict | None:
+    def get_decision(self, policy: str, object_id: str) -> DecisionRecord | None:
         rows = self._read("SELECT * FROM decisions WHERE policy = ? AND objectId = ?", (policy, object_id))
         return self._decision(rows[0]) if rows else None
 
-    def get_decision_by_id(self, decision_id: int) -> dict | None:
+    def get_decision_by_id(self, decision_id: int) -> DecisionRecord | None:
         rows = self._read("SELECT * FROM decisions WHERE id = ?", (decision_id,))
         return self._decision(rows[0]) if rows else None
 
     @staticmethod
-    def _decision(row: sqlite3.Row) -> dict:
-        d = dict(row)
-        d["evidence"] = _loads(d["evidence"])
-        return d
+    def _decision(row: sqlite3.Row) -> DecisionRecord:
+        return DecisionRecord.of({**dict(row), "evidence": _loads(row["evidence"])})
 
     def record_evidence(self, candid: int, object_id: str, thumbs: Mapping[str, Any], lightcurve: Mapping) -> None:
         """What a reviewer sees at the alert where a policy fired (`bot.core.evidence`), once per candid."""

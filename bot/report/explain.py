@@ -186,8 +186,7 @@ def cmd_explain(args) -> int:
             for p in policies:
                 d = journal.get_decision(p.name, oid)
                 if d is not None:
-                    d["actions"] = journal.actions_for(d["id"])
-                    decisions[p.name] = d
+                    decisions[p.name] = {**d, "actions": journal.actions_for(d.id)}
         origin = f"journal {path}"
     if not rows:
         return _die(f"{oid}: no alert of this source in the {origin}", EXIT_FAILED)

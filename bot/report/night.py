@@ -95,10 +95,11 @@ def build_night(journal: Journal, policies: list[Policy], url: str, since_jd: fl
         decisions = [d for p in policies if (d := journal.get_decision(p.name, oid))]
         names = {p.name for p in policies}
         decisions += [d for d in decided if d["objectId"] == oid and d["policy"] not in names]
-        for d in decisions:
+        for i, d in enumerate(decisions):  # the night's view of a decision: with its actions of the night
             acts = journal.actions_for(d["id"])
-            d["actions"] = [a for a in acts if since_jd <= action_jd(a, d, jd_of) < until_jd]
-            d["elsewhere"] = other_nights([a for a in acts if a not in d["actions"]], d, jd_of, since_jd)
+            tonight = [a for a in acts if since_jd <= action_jd(a, d, jd_of) < until_jd]
+            decisions[i] = {**d, "actions": tonight,
+                            "elsewhere": other_nights([a for a in acts if a not in tonight], d, jd_of, since_jd)}
         if oid in decided_now or any(d["actions"] for d in decisions):
             ordered = sorted(decisions, key=lambda d: (d["jd"] or 0, d["policy"]))
             evidence = next((e for d in ordered if d.get("candid") is not None
