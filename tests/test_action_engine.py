@@ -51,7 +51,7 @@ class RecordingFritz:
         self._call("save_source", obj_id, list(group_ids))
         self.exists = True
         self.groups |= set(group_ids)
-        return SaveResult(saved=list(group_ids), pending=[], already=[])
+        return SaveResult(saved=list(group_ids))
 
     def followup_requests(self, obj_id, allocation_id=None):
         self._call("followup_requests", obj_id)
@@ -161,7 +161,7 @@ def test_save_and_trigger_at_different_alerts_are_two_comments(journal):
 
 def test_no_comment_when_nothing_changed_on_fritz(journal):
     fritz = RecordingFritz()
-    fritz.post_source = lambda obj_id, group_ids, ra=None, dec=None: SaveResult([], [], [], list(group_ids))
+    fritz.post_source = lambda obj_id, group_ids, ra=None, dec=None: SaveResult([], list(group_ids))
     fritz.requests.append({"id": 9, "obj_id": OID, "allocation_id": 2001, "status": "submitted",
                            "payload": {"priority": 3, "observation_type": "IFU"}})
     _, reports = act(journal, policies(), [alert(0, 0.9), alert(1, 0.95)], {"skyportal": fritz})

@@ -564,8 +564,8 @@ class TestSimSources:
 
     def test_post_source_is_one_request(self, sim, client):
         n = len(sim.requests)
-        assert client.post_source(OBJ, [1001], RA, DEC) == SaveResult(saved=[1001], pending=[], already=[])
-        assert client.post_source(OBJ, [1001, 1002], RA, DEC) == SaveResult(saved=[1001, 1002], pending=[], already=[])
+        assert client.post_source(OBJ, [1001], RA, DEC) == SaveResult(saved=[1001])
+        assert client.post_source(OBJ, [1001, 1002], RA, DEC) == SaveResult(saved=[1001, 1002])
         assert [(r["method"], r["path"]) for r in sim.requests[n:]] == [("POST", "/api/sources")] * 2
         assert saved_groups(client, OBJ) == {1001, 1002}
         with pytest.raises(SkyPortalError) as ei:  # a group the bot is not in: refused, naming it

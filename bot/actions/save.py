@@ -51,12 +51,12 @@ class Save(ActionKind):
         already = [g for g in r["group_ids"] if g in view.active_groups]
         todo = [g for g in r["group_ids"] if g not in already]
         if not todo:
-            return "already_saved", {"saved": [], "pending": [], "already": already, "missing": []}
+            return "already_saved", {"saved": [], "already": already, "missing": []}
         res = ctx.service("skyportal").post_source(r["obj_id"], todo, ra=r.get("ra"), dec=r.get("dec"))
         view.created = view.created or not view.exists  # created by this save: no request of anyone else
         view.exists = True
         view.groups.update({g: {"id": g, "active": True} for g in res.saved})
-        response = {"saved": res.saved, "pending": res.pending, "already": already, "missing": res.missing}
+        response = {"saved": res.saved, "already": already, "missing": res.missing}
         if res.missing:
             return "failed", response | {"message": f"not saved to group(s) {res.missing}"}
         return ("already_saved" if not res.saved else "saved"), response

@@ -20,14 +20,13 @@ _ORIGIN_RE = re.compile(r"^\w+")  # SP 2.2
 class SaveResult:
     """Outcome of a save, per requested group id (:meth:`SkyPortalClient.post_source`).
 
-    saved: saved (active) by this call; pending: landed as a pending invitation (``requested`` and
-    not active), i.e. NOT saved; already: was already actively saved before the call (nothing posted
-    for it); missing: the server answered success but did not list the group (treat as not saved).
+    saved: the source is saved (active) to it after this call (`saved_to_groups`, SP 1.1; a
+    ``POST /api/sources`` never leaves a pending invitation); missing: the server answered success but
+    did not list the group (treat as not saved). Which groups it was saved to before is the save kind's
+    business (it reads the source first and posts only the others).
     """
 
     saved: list[int]
-    pending: list[int]
-    already: list[int]
     missing: list[int] = field(default_factory=list)
 
 
@@ -108,7 +107,7 @@ class SourceCalls(Endpoints):
         if not isinstance(listed, list):
             raise SkyPortalError(200, f"no saved_to_groups in answer: {data!r}", "POST", "/api/sources")
         listed = {g for g in listed if isinstance(g, int)}
-        return SaveResult([g for g in gids if g in listed], [], [], [g for g in gids if g not in listed])
+        return SaveResult([g for g in gids if g in listed], [g for g in gids if g not in listed])
 
     # -- comments and annotations ----------------------------------------------------------------
     def post_comment(self, obj_id: str, text: str, group_ids: Iterable[int] | None = None) -> "CommentResult":
