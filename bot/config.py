@@ -25,13 +25,10 @@ from pydantic import (
 )
 
 from bot.actions.registry import policy_actions_model
+from bot.config_error import ConfigError
 
 _REPO_DEFAULTS = Path(__file__).resolve().parent.parent / "config" / "config.defaults.yaml"
 _PACKAGED_DEFAULTS = Path(__file__).resolve().parent / "_data" / "config.defaults.yaml"
-
-
-class ConfigError(ValueError):
-    """A config file that cannot be used; the message names the file and the key."""
 
 
 class _Strict(BaseModel):

@@ -23,6 +23,7 @@ from pydantic import AliasChoices, Field
 
 from bot.actions.base import DESCRIBED, ActionKind, Context, KindConfig, Result, evidence_phrase, peak_phrase
 from bot.journal.records import ActionRecord
+from bot.config_error import ConfigError
 from bot.webhook import Webhook, WebhookError
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,6 @@ class Notify(ActionKind):
     def open_services(self, cfg, policies, env) -> dict:
         """The chat webhooks the policies notify, their secret URLs read from the environment. Live mode
         needs each one; dry-run sends nothing, so a missing variable is only logged there."""
-        from bot.config import ConfigError
-
         out = {}
         for name in webhook_envs(policies):
             url = env.get(name)

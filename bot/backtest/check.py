@@ -95,7 +95,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 def cmd_check(args) -> int:
     from bot.backtest.cases import CasesError, load_cases
     from bot.backtest.cli import load_sample
-    from bot.backtest.run import BacktestError
+    from bot.backtest.errors import BacktestError
     from bot.backtest.trials import config_policies
     from bot.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _die, _load_config
 

@@ -81,7 +81,7 @@ def load_sample(args, cfg, spec=None):
     from bot.artifacts import cache_root
     from bot.backtest import sources
     from bot.backtest.cache import ScoreCache
-    from bot.backtest.run import BacktestError
+    from bot.backtest.errors import BacktestError
 
     dask = getattr(args, "dask", None)
     if dask:
@@ -126,7 +126,8 @@ def cmd_backtest(args, spec=None, compare_spec=None) -> int:
     from bot.backtest import output
     from bot.backtest.sources import ScorerSpec
     from bot.backtest.labels import DEFAULT_POSITIVE_TYPES, LabelError, read_labels
-    from bot.backtest.run import BacktestError, run_backtest
+    from bot.backtest.errors import BacktestError
+    from bot.backtest.run import run_backtest
     from bot.backtest.trials import TrialError, baseline_trials, build_trials, config_policies
     from bot.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _die, _load_config
 

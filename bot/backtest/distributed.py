@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 
 from bot.alert_files import find_alert_files, read_alert_file
 from bot.backtest.cache import ScoreCache, preprocessing_key
-from bot.backtest.run import BacktestError
+from bot.backtest.errors import BacktestError
 from bot.backtest.sources import Sample, ScorerSpec, _file_evidence, _keyed, cached_files, result_row
 from bot.cli.common import EXIT_FAILED, EXIT_USAGE
 

@@ -5,14 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from bot.backtest.errors import BacktestError
 from bot.backtest.metrics import SourceInfo, TrialResult, evaluate_trial, sources
 from bot.backtest.metrics import compare as compare_with
 from bot.backtest.sources import Sample
 from bot.backtest.trials import Trial
-
-
-class BacktestError(ValueError):
-    """A backtest that cannot give a meaningful answer (no scores, no policy, labels matching nothing)."""
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Iterator
 
 from bot.alert_files import find_alert_files, read_alert_file
 from bot.backtest.cache import ScoreCache, preprocessing_key
+from bot.backtest.errors import BacktestError
 
 
 @dataclass
@@ -222,8 +223,6 @@ def from_broker(cfg, spec: ScorerSpec, cache: ScoreCache | None, since_jd: float
 
     source = source or cfg.source
     if source == "boom" and spec.drb_source == "alert":
-        from bot.backtest.run import BacktestError
-
         raise BacktestError("--drb-source alert: BOOM keeps no drbversion, so no alert would be scorable; "
                             "use --drb-source braai with BOOM")
     own = client is None

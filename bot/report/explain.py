@@ -166,7 +166,7 @@ def cmd_explain(args) -> int:
     policies = [p for p, _ in config_policies(cfg)]
     if args.alerts or args.broker:
         from bot.backtest.cli import load_sample
-        from bot.backtest.run import BacktestError
+        from bot.backtest.errors import BacktestError
 
         try:
             sample = load_sample(args, cfg)
