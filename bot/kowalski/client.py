@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 import requests
 from penquins import Kowalski
 
-from bot.kowalski import queries as Q
+import bot.kowalski.queries as Q
 from bot.redaction import redact
 from bot.retry import UNREACHABLE, no_answer, retrying
 

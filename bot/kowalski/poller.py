@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
 from bot.core.features import history_key
-from bot.kowalski import queries as Q
+import bot.kowalski.queries as Q
 from bot.kowalski.client import KowalskiClient, KowalskiError
 from bot.timeutil import utc_now_jd
 

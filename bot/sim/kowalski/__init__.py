@@ -19,7 +19,6 @@ aux_docs.py (the ZTF_alerts_aux document), ingest.py (staging and ingestion into
 """
 
 from bot.sim.kowalski.auth import make_jwt, verify_jwt
-from bot.sim.kowalski.coordinates import coordinates as _coordinates
 from bot.sim.kowalski.ingest import ALERTS, AUX
 from bot.sim.kowalski.server import KowalskiSim
 from bot.sim_cli import register_kowalski as register_cli

@@ -31,7 +31,6 @@ Where things live:
 """
 
 from bot.sim.skyportal.api import SkyPortalApi
-from bot.sim.skyportal.cli import main
 from bot.sim.skyportal.context import Ctx
 from bot.sim.skyportal.errors import ApiError
 from bot.sim.skyportal.facility import FACILITY_MODES
@@ -48,5 +47,5 @@ from bot.sim_cli import register_skyportal as register_cli
 
 __all__ = [
     "FACILITY_MODES", "FOLLOWUP_POST_SCHEMA", "SEDM_OBSERVATION_TYPES", "ApiError", "Ctx", "SkyPortalApi",
-    "SkyPortalSim", "Store", "main", "register_cli", "schema_error", "sedm_form_schema", "sedm_prepare_payload",
+    "SkyPortalSim", "Store", "register_cli", "schema_error", "sedm_form_schema", "sedm_prepare_payload",
 ]

@@ -1,5 +1,5 @@
-"""`btsbot sim skyportal` once parsed (the parser is in bot/sim_cli.py, which imports nothing heavy), and
-`python -m bot.sim.skyportal` (main).
+"""`btsbot sim skyportal` once parsed (the parser is in bot/sim_cli.py, which imports nothing heavy;
+`python -m bot.sim.skyportal` is `__main__.py`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import sys
 
 from bot.sim.faults import faults_from_args, wait_for_stop_signal
 from bot.sim.skyportal.server import SkyPortalSim
-from bot.sim_cli import register_skyportal
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -31,12 +30,3 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         sim.stop()
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m bot.sim.skyportal [options]`: the same as `btsbot sim skyportal [options]`."""
-    parser = argparse.ArgumentParser(prog="python -m bot.sim.skyportal")
-    sub = parser.add_subparsers(dest="cmd")
-    register_skyportal(sub)
-    args = parser.parse_args(["skyportal", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
