@@ -51,7 +51,7 @@ def ztf_schema(shared):
 def model_cache(tmp_path_factory, shared) -> Path:
     """Models + example data pulled from the ../shared mirror (no network) and converted to ONNX, once."""
     from bot.artifacts import load_manifest, pull
-    from bot.scoring.backends import convert_to_onnx
+    from bot.scoring.convert import convert_to_onnx
 
     cache = tmp_path_factory.mktemp("btsbot-cache")
     arts = load_manifest("models") + load_manifest("example_data")

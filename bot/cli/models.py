@@ -28,7 +28,7 @@ def register(sub) -> None:
 
 def cmd_models_pull(args) -> int:
     from bot.artifacts import load_manifest, pull
-    from bot.scoring.backends import convert_to_onnx
+    from bot.scoring.convert import convert_to_onnx
 
     cfg = _load_config(args)
     cache = _cache(args, cfg)
@@ -42,7 +42,7 @@ def cmd_models_pull(args) -> int:
 
 
 def cmd_models_convert(args) -> int:
-    from bot.scoring.backends import convert_to_onnx
+    from bot.scoring.convert import convert_to_onnx
 
     convert_to_onnx(_cache(args, _load_config(args)), force=args.force, log=print)
     return EXIT_OK

@@ -5,28 +5,18 @@ backend of theirs is built, so the ONNX path never imports TensorFlow.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
+from bot.artifacts import ArtifactError, get_artifact, installed_path
+from bot.scoring.int8 import check_int8
+from bot.scoring.onnx_files import check_conversion, onnx_path
 from bot.scoring.quiet import cache_env, quiet_stderr, tensorflow_env
-from bot.artifacts import (
-    Artifact,
-    ArtifactError,
-    artifact_dir,
-    get_artifact,
-    installed_path,
-)
 
 BACKENDS = ("onnx", "onnx-int8", "tensorflow")
-ONNX_FILE = "model.onnx"
-
-
-def onnx_path(art: Artifact, cache: Path) -> Path:
-    return artifact_dir(art, cache) / ONNX_FILE
 
 
 class TensorFlowBTSbot:
@@ -166,80 +156,9 @@ def load_backends(backend: str, cache: Path, threads: int = 0) -> Backends:
         return Backends(OnnxBTSbot(onnx_path(btsbot_art, cache), cache, threads),
                         OnnxBraai(onnx_path(braai_art, cache), cache, threads))
     if backend == "onnx-int8":
-        from bot.scoring.int8 import check_int8
-
         for art in (btsbot_art, braai_art):
             check_conversion(art, cache)
         return Backends(OnnxBTSbot(check_int8(cache), cache, threads, precision="int8"),
                         OnnxBraai(onnx_path(braai_art, cache), cache, threads),
                         fp32_model=OnnxBTSbot(onnx_path(btsbot_art, cache), cache, threads))
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-
-
-def check_conversion(art: Artifact, cache: Path) -> None:
-    """The ONNX file must come from the installed artifact (its sha256 is recorded at conversion)."""
-    path = onnx_path(art, cache)
-    meta = path.with_suffix(".json")
-    try:
-        source = json.loads(meta.read_text()).get("source_sha256")
-    except (OSError, ValueError):
-        source = None
-    if not path.is_file() or source != art.sha256:
-        raise ArtifactError(f"no ONNX conversion of {art.label} in {path.parent}: run `btsbot models convert`")
-
-
-def convert_to_onnx(cache: Path, force: bool = False, opset: int = 17, log=lambda msg: None) -> list[Path]:
-    """Convert the installed BTSbot SavedModel and braai h5 to ONNX with tf2onnx, beside them in the cache."""
-    out = []
-    for name in ("btsbot", "braai"):
-        art = get_artifact("models", name)
-        source = installed_path(art, cache)
-        dest = onnx_path(art, cache)
-        if not force:
-            try:
-                check_conversion(art, cache)
-                log(f"{art.label}: ONNX conversion up to date")
-                out.append(dest)
-                continue
-            except ArtifactError:
-                pass
-        tensorflow_env(cache)
-        tmp = dest.with_suffix(".onnx.tmp")
-        with quiet_stderr(), cache_env(cache):
-            version = _tf2onnx(name, source, tmp, opset)
-        tmp.replace(dest)
-        dest.with_suffix(".json").write_text(
-            json.dumps({"source_sha256": art.sha256, "tf2onnx": version, "opset": opset})
-        )
-        log(f"{art.label}: converted to {dest}")
-        out.append(dest)
-    from bot.scoring.int8 import build_int8
-
-    out.append(build_int8(cache, force=force, log=log))
-    return out
-
-
-def _tf2onnx(name: str, source: Path, tmp: Path, opset: int) -> str:
-    """One tf2onnx conversion (the SavedModel's serving signature, or the braai h5); the tf2onnx version."""
-    import tensorflow as tf
-    import tf2onnx
-
-    if name == "btsbot":
-        loaded = tf.saved_model.load(str(source))  # must stay referenced while tracing
-        fn = loaded.signatures["serving_default"]
-        spec = (
-            tf.TensorSpec((None, 63, 63, 3), tf.float32, name="triplet"),
-            tf.TensorSpec((None, 25), tf.float32, name="metadata"),
-        )
-
-        @tf.function(input_signature=spec)
-        def serving(triplet, metadata):
-            return fn(triplet=triplet, metadata=metadata)
-
-        tf2onnx.convert.from_function(serving, input_signature=spec, opset=opset, output_path=str(tmp))
-    else:
-        import tf_keras
-
-        model = tf_keras.models.load_model(str(source), compile=False)
-        tf2onnx.convert.from_keras(model, opset=opset, output_path=str(tmp))
-    return tf2onnx.__version__
