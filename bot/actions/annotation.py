@@ -29,7 +29,7 @@ class Annotation(ActionKind):
         annotate = [d for d in decisions if self.enabled(ctx.policies[d.policy])]
         if not annotate:
             return None
-        p = ctx.policies[annotate[0]["policy"]]
+        p = ctx.policies[annotate[0].policy]
         data = source_summary(ctx.journal.alerts_for_object(object_id, p.model_version), p.model_version,
                               p.min_score, p.alert_mag_max)
         if not data:

@@ -34,8 +34,8 @@ class Comment(ActionKind):
     def _siblings(ctx: Context, action: ActionRecord) -> list[ActionRecord]:
         """The comments said together with `action`, lead first: the finished comment that covered it if
         any, else the pending comments planned for the same source at the same alert (itself included)."""
-        same = [c for c in ctx.journal.actions_for_object(action.objectId, "comment")
-                if c.candid == action.candid]
+        same = [c for c in ctx.journal.actions_for_object(action.objectId, "comment")  # of its mode, as main_action
+                if c.candid == action.candid and (action.mode is None or c.mode in (action.mode, None))]
         lead = [c for c in same if c.status == "done" and action.id in (c.response or {}).get("covers", ())]
         return lead or [c for c in same if c.status == "pending"] or [action]
 
@@ -74,13 +74,13 @@ class Comment(ActionKind):
                 "body": {"text": self.text(ctx, action), "group_ids": r["group_ids"]}}
 
     def execute(self, ctx: Context, action: ActionRecord) -> Result:
-        r, lead = action.request, self._siblings(ctx, action)[0]
+        r, siblings = action.request, self._siblings(ctx, action)
+        lead, covers = siblings[0], [c.id for c in siblings]
         if lead.id != action.id:
             return "merged", {"merged_into": lead.id, "reason": f"said by comment {lead.id}"}
         text = self.text(ctx, action)
         if text is None:
-            return "skipped", {"reason": "nothing changed on Fritz", "covers": [c.id for c in self._siblings(ctx, action)]}
-        covers = [c.id for c in self._siblings(ctx, action)]
+            return "skipped", {"reason": "nothing changed on Fritz", "covers": covers}
         res = ctx.service("skyportal").post_comment(r["obj_id"], text, r["group_ids"])
         response = {"comment_id": res.comment_id, "text": text, "merged": res.merged, "covers": covers}
         return "posted", response | ({"message": "Same comment already exists: merged by SkyPortal"} if res.merged else {})

@@ -128,9 +128,10 @@ class Notify(ActionKind):
             return "unknown", {"text": previous.get("text"), "message": "the bot stopped between the webhook POST "
                                "and its outcome; not resent (resend_unknown: false)"}
         text = previous["text"] if previous else self.text(ctx, action)
+        hook = ctx.service(service_name(r["webhook_env"]))  # before the mark: no service, nothing was sent
         ctx.journal.mark_sending(action.id, {"text": text})
         try:
-            status = ctx.service(service_name(r["webhook_env"])).post(text)
+            status = hook.post(text)
         except WebhookError as exc:
             if exc.delivered is False:
                 ctx.journal.clear_sending(action.id)
