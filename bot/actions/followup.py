@@ -70,6 +70,15 @@ def own_request(listing: Iterable[Mapping], body: Mapping | None) -> Mapping | N
                  and "deleted" not in str(q.get("status", "")).lower()), None)
 
 
+def recognised(own: Mapping, body: Mapping, message: str) -> Result:
+    """The outcome of our request found in the listing (after a restart or an unclear answer), from its
+    status: the facility may have rejected it or failed to submit it (SP 3.1), which is not "posted"."""
+    status = str(own.get("status") or "")
+    outcome = "rejected" if "rejected" in status.lower() else "failed" if status.lower().startswith("failed") else "posted"
+    return outcome, {"request": body, "request_id": own.get("id"), "status": own.get("status"), "http_status": None,
+                     "message": message if outcome == "posted" else f"{status} ({message})"}
+
+
 def allocations(policies: Iterable) -> list[int]:
     """Every allocation some policy requests follow-up with (sorted), checked at start."""
     return sorted({p.actions.followup.allocation_id for p in policies if p.actions is not None and p.actions.followup})
@@ -92,8 +101,10 @@ class Followup(ActionKind):
 
     def waiting_for(self, ctx: Context, action: ActionRecord) -> str | None:
         """A follow-up never outruns a save of its source (this decision's or another policy's): SkyPortal
-        refuses a request for an object it does not hold yet."""
-        saves = ctx.journal.actions_for_object(action.objectId, "save", pending=True)
+        refuses a request for an object it does not hold yet. Only saves of its mode count: a live bot never
+        runs a save a dry-run left pending."""
+        saves = [s for s in ctx.journal.actions_for_object(action.objectId, "save", pending=True)
+                 if action.mode is None or s.mode in (action.mode, None)]
         if saves:
             return f"waiting for the save of {action.objectId} by {saves[0].policy}"
         return None
@@ -105,11 +116,6 @@ class Followup(ActionKind):
 
     def would_send(self, ctx: Context, action: ActionRecord) -> dict:
         return {"method": "POST", "path": "/api/followup_request", "body": self._body(action.request, ctx.now())}
-
-    @staticmethod
-    def _plan(client, r: Mapping, now: datetime):
-        return plan_followup(client.followup_requests(r["obj_id"], r["allocation_id"]), r["allocation_id"],
-                             r["payload"], now, priority_order=r.get("priority_order", "asc"))
 
     @staticmethod
     def _listing(ctx: Context, client, r: Mapping) -> list[dict]:
@@ -132,9 +138,7 @@ class Followup(ActionKind):
         listing = self._listing(ctx, client, r)
         own = own_request(listing, (action.attempt or {}).get("body"))
         if own is not None:  # killed after our POST, before its outcome was journaled: it is ours
-            return "posted", {"request": action.attempt["body"], "request_id": own.get("id"),
-                              "status": own.get("status"), "http_status": None,
-                              "message": "own request recognised in the listing after a restart"}
+            return recognised(own, action.attempt["body"], "own request recognised in the listing after a restart")
         plan = plan_followup(listing, r["allocation_id"], r["payload"], now, priority_order=r.get("priority_order", "asc"))
         if plan.action == "skip":
             return "skipped", {"reason": plan.reason, "request_id": (plan.request or {}).get("id")}
@@ -157,11 +161,11 @@ class Followup(ActionKind):
             self._made(ctx, body, res.request_id, res.status)
             return res.outcome, response
         ctx.views.pop(r["obj_id"], None)
-        # never re-POST blindly: did the server commit it anyway?
-        again = self._plan(client, r, now)
-        if again.action != "post":
-            return "posted", response | {"request_id": (again.request or {}).get("id"),
-                                         "message": f"confirmed by listing after an unclear answer ({res.message})"}
+        # never re-POST blindly: did the server commit it anyway? (if not, the next cycle plans afresh and
+        # skips if another request is there by then)
+        own = own_request(client.followup_requests(r["obj_id"], r["allocation_id"]), body)
+        if own is not None:
+            return recognised(own, body, f"confirmed by listing after an unclear answer ({res.message})")
         return None, {"message": f"outcome unknown ({res.message}); not in the listing, will re-plan next cycle"}
 
     @staticmethod
@@ -190,4 +194,5 @@ class Followup(ActionKind):
             return (f"SEDM follow-up {'requested' if outcome == 'posted' else 'priority raised'} "
                     f"(request {resp.get('request_id')})")
         reason = resp.get("message") or resp.get("reason") or ""
-        return f"SEDM follow-up {outcome or 'not done'}{': ' + reason if reason else ''}"
+        said = {"over_budget": "not sent"}.get(outcome, outcome or "not done")  # its message says "over budget"
+        return f"SEDM follow-up {said}{': ' + reason if reason else ''}"
