@@ -248,17 +248,17 @@ def open_runtime(cfg: Config, *, scorer=None, now_jd: Callable[[], float] | None
             closers.append(skyportal.close)
         hooks = kind_services(cfg, policies)
         closers.extend(h.close for h in hooks.values() if hasattr(h, "close"))
-        scorer = scorer or build_scorer(cfg)
-        if any(p.model_version != scorer.model_version for p in policies):  # not the manifest's model
-            policies = configured_policies(cfg, [scorer.model_version])
+        scorer = scorer or build_scorer(cfg)  # the manifest's model: the version the policies were bound to
+        actor = Actor(journal, policies, {"skyportal": skyportal, **hooks}, mode=cfg.mode,
+                      links={"skyportal": cfg.skyportal.url}, max_sources_per_run=cfg.limits.max_sources_per_cycle,
+                      **({"now": now} if now else {}))
+        banner = start_banner(cfg.mode, journal.mode_summary())
     except Exception:
         for close in reversed(closers):
             close()
         raise
-    actor = Actor(journal, policies, {"skyportal": skyportal, **hooks}, mode=cfg.mode, links={"skyportal": cfg.skyportal.url},
-                  max_sources_per_run=cfg.limits.max_sources_per_cycle, **({"now": now} if now else {}))
     models = (f"; models: {scorer.backend} ({scorer.backend_reason})" if getattr(scorer, "backend", None) else "")
-    logging.getLogger("bot.runtime.banner").info(start_banner(cfg.mode, journal.mode_summary()) + models)
+    logging.getLogger("bot.runtime.banner").info(banner + models)
     return Runtime(cfg, journal, poller, scorer, actor, broker, skyportal, policies, closers, stop)
 
 
