@@ -15,7 +15,7 @@ def register(sub) -> None:
     pull.add_argument("--force", action="store_true", help="fetch and convert again even if installed")
     pull.add_argument("--offline", action="store_true", help="never download; use --from / $BTSBOT_MODEL_MIRROR only")
     pull.add_argument("--no-convert", action="store_true", help="skip the ONNX conversion")
-    pull.add_argument("--no-example-data", action="store_true", help="models only")
+    pull.add_argument("--no-example-data", action="store_true", help="models only (no int8 model then: it is calibrated on the example data)")
     pull.set_defaults(func=cmd_models_pull)
     conv = msub.add_parser("convert", help="convert the installed models to ONNX (tf2onnx), cached beside them")
     common(conv)
