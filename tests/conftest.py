@@ -115,6 +115,15 @@ def example_kowalski(example_packets):
 
 
 @pytest.fixture
+def journal(tmp_path):
+    """An empty journal on tmp_path (a module with its own `journal` fixture uses that one)."""
+    from bot.journal import Journal
+
+    with Journal(tmp_path / "journal.sqlite") as j:
+        yield j
+
+
+@pytest.fixture
 def skyportal():
     from bot.sim.skyportal import SkyPortalSim
 

@@ -11,32 +11,18 @@ from datetime import datetime, timezone
 
 import pytest
 from conftest import SN
+from kind_context import acting, alert, kind_context
 
-from bot.actions.base import Context
 from bot.actions.registry import KINDS
-from bot.config import load_config
 from bot.core.policies import evaluate, source_summary
-from bot.journal import Journal
-from bot.runtime import configured_policies
 from bot.skyportal.client import SkyPortalClient
 
 ANNOTATION = KINDS["annotation"]
 T0 = datetime(2023, 10, 5, 12, tzinfo=timezone.utc)
 
 
-def alert(i, score, mag=18.0):
-    return {"candid": 2000 + i, "objectId": SN, "jd": 2460220.5 + i, "score": score, "status": "ok",
-            "magpsf": mag, "peakmag_so_far": mag, "age": float(i), "drb": 0.99, "extra": {"ra": 143.8, "dec": 83.97}}
-
-
 def policies(configs=None):
-    return configured_policies(load_config(overrides={"policies": configs} if configs else None, env={}))
-
-
-@pytest.fixture
-def journal(tmp_path):
-    with Journal(tmp_path / "journal.sqlite") as j:
-        yield j
+    return acting(configs)
 
 
 @pytest.fixture
@@ -48,8 +34,7 @@ def fritz(skyportal):
 
 
 def context(journal, pols, services=None, mode="live"):
-    shared = {k: v for kind in KINDS.values() for k, v in kind.shares(pols).items()}
-    return Context(journal, {p.name: p for p in pols}, services or {}, mode, lambda: T0, shared, {}, dict(KINDS))
+    return kind_context(journal, pols, services, now=T0, mode=mode)
 
 
 def record(journal, mv, *alerts):

@@ -13,13 +13,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 from conftest import SN
+from kind_context import acting, alert, kind_context
 
-from bot.actions.base import Context
 from bot.actions.registry import KINDS
-from bot.config import load_config
 from bot.core.policies import evaluate
-from bot.journal import Journal
-from bot.runtime import configured_policies
 from bot.skyportal.client import SkyPortalClient
 
 COMMENT = KINDS["comment"]
@@ -27,28 +24,16 @@ T0 = datetime(2023, 10, 5, 12, tzinfo=timezone.utc)
 FOLLOWUP = {"allocation_id": 2001, "payload": {"observation_type": "IFU", "priority": 3}}
 
 
-def alert(i, score, mag=18.0):
-    return {"candid": 2000 + i, "objectId": SN, "jd": 2460220.5 + i, "score": score, "status": "ok",
-            "magpsf": mag, "peakmag_so_far": mag, "age": float(i), "drb": 0.99, "extra": {"ra": 143.8, "dec": 83.97}}
-
-
 ALERTS = [alert(0, 0.9), alert(1, 0.95)]  # both default policies hold at candid 2001
 
 
 def policies(configs=None):
     """The configured policies (default: bts_p1 saves to 1001, bts_p2 requests SEDM)."""
-    return configured_policies(load_config(overrides={"policies": configs} if configs else None, env={}))
-
-
-@pytest.fixture
-def journal(tmp_path):
-    with Journal(tmp_path / "journal.sqlite") as j:
-        yield j
+    return acting(configs)
 
 
 def context(journal, pols, services=None, now=T0, mode="live"):
-    shared = {k: v for kind in KINDS.values() for k, v in kind.shares(pols).items()}
-    return Context(journal, {p.name: p for p in pols}, services or {}, mode, lambda: now, shared, {}, dict(KINDS))
+    return kind_context(journal, pols, services, now=now, mode=mode)
 
 
 def decide(ctx, policy, alerts=ALERTS, mode="live"):

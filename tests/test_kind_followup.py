@@ -15,17 +15,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from conftest import SN
+from kind_context import acting, described, kind_context
 
-from bot.actions.base import Context
 from bot.actions.followup import Followup, allocations, missing_object, own_request
 from bot.actions.policy import ActingPolicy
-from bot.actions.registry import KINDS
 from bot.actions.save import Save
-from bot.config import load_config
 from bot.core.followup_rules import plan_followup
 from bot.core.policies import Decision
 from bot.journal import Journal
-from bot.runtime import configured_policies
 from bot.skyportal.client import SkyPortalClient
 from bot.timeutil import palomar_night
 
@@ -37,7 +34,7 @@ POST = ("POST", "/api/followup_request")
 
 def policies(*specs):
     """Acting policies from the config: `specs` are `policies[]` entries (default: the shipped policies)."""
-    return configured_policies(load_config(overrides={"policies": list(specs)} if specs else None, env={}))
+    return acting(list(specs))
 
 
 def follower(name, priority=3, allocation=2001, **cfg):
@@ -50,8 +47,7 @@ def saver(name):
 
 
 def context(journal, pols, client=None, mode="live", now=NOW):
-    return Context(journal, {p.name: p for p in pols}, {"skyportal": client} if client else {}, mode, lambda: now,
-                   shared=SAVE.shares(pols), kinds=KINDS)
+    return kind_context(journal, pols, {"skyportal": client} if client else {}, now=now, mode=mode)
 
 
 def decision(policy, oid=SN):
@@ -85,12 +81,6 @@ class Clock:
 
     def __call__(self):
         return self.at.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-@pytest.fixture
-def journal(tmp_path):
-    with Journal(tmp_path / "journal.sqlite") as j:
-        yield j
 
 
 @pytest.fixture
@@ -368,11 +358,7 @@ def test_over_budget_once_max_per_night_requests_were_posted_tonight_on_the_allo
 def test_describe_says_the_outcome_of_a_record_and_of_its_history_row(journal, outcome, response, words):
     (p,) = policies(follower("a"))
     action = planned(context(journal, [p]), FOLLOWUP, p)
-    assert FOLLOWUP.describe(action) == "SEDM follow-up not done"  # still pending
-    journal.finish_action(action.id, outcome, response)
-    assert FOLLOWUP.describe(journal.action(action.id)) == words
-    (row,) = journal.history(kind="actions")
-    assert FOLLOWUP.describe(row) == words
+    assert described(FOLLOWUP, journal, action, outcome, response) == ("SEDM follow-up not done", words, words)
 
 
 def test_describe_a_plain_dict_and_nothing():

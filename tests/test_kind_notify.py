@@ -12,12 +12,11 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from kind_context import kind_context
 
-from bot.actions.base import Context
 from bot.actions.registry import KINDS
 from bot.config import ConfigError, load_config
 from bot.core.policies import evaluate
-from bot.journal import Journal
 from bot.runtime import configured_policies
 from bot.sim.webhook import WebhookSim
 from bot.webhook import Webhook, WebhookError
@@ -57,16 +56,8 @@ def hook(webhook_sim):
     return webhook_sim
 
 
-@pytest.fixture
-def journal(tmp_path):
-    with Journal(tmp_path / "journal.sqlite") as j:
-        yield j
-
-
 def context(journal, pols, services=None, links=None):
-    shared = {k: v for kind in KINDS.values() for k, v in kind.shares(pols).items()}
-    return Context(journal, {p.name: p for p in pols}, services or {}, "live", lambda: T0, shared,
-                   {"skyportal": FRITZ} if links is None else links, dict(KINDS))
+    return kind_context(journal, pols, services, now=T0, links={"skyportal": FRITZ} if links is None else links)
 
 
 def decide(ctx, policy):

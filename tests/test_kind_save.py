@@ -15,14 +15,10 @@ from datetime import datetime, timezone
 import pytest
 import requests
 from conftest import SN
+from kind_context import acting, described, kind_context
 
-from bot.actions.base import Context
-from bot.actions.registry import KINDS
 from bot.actions.save import Save
-from bot.config import load_config
 from bot.core.policies import Decision
-from bot.journal import Journal
-from bot.runtime import configured_policies
 from bot.skyportal.client import SkyPortalClient
 from bot.skyportal.errors import SkyPortalError
 
@@ -33,7 +29,7 @@ SAVE = Save()
 
 def policies(*specs):
     """Acting policies from the config: `specs` are `policies[]` entries (default: the shipped policies)."""
-    return configured_policies(load_config(overrides={"policies": list(specs)} if specs else None, env={}))
+    return acting(list(specs))
 
 
 def saver(name, *groups):
@@ -47,8 +43,7 @@ def decision(policy, oid=SN):
 
 
 def context(journal, pols, client=None, mode="live"):
-    return Context(journal, {p.name: p for p in pols}, {"skyportal": client} if client else {}, mode, lambda: NOW,
-                   shared=SAVE.shares(pols), kinds=KINDS)
+    return kind_context(journal, pols, {"skyportal": client} if client else {}, now=NOW, mode=mode)
 
 
 def planned(ctx, policy, alert=ALERT):
@@ -61,12 +56,6 @@ def planned(ctx, policy, alert=ALERT):
 
 def calls(sim, method, path):
     return [r for r in sim.requests if r["method"] == method and r["path"] == path]
-
-
-@pytest.fixture
-def journal(tmp_path):
-    with Journal(tmp_path / "journal.sqlite") as j:
-        yield j
 
 
 @pytest.fixture
@@ -187,11 +176,7 @@ def test_a_new_source_without_a_position_is_refused_by_fritz(journal, skyportal,
 def test_describe_says_the_outcome_of_a_record_and_of_its_history_row(journal, outcome, response, words):
     (p,) = policies(saver("a", 1001, 1002))
     action = planned(context(journal, [p]), p)
-    assert SAVE.describe(action) == "save not done"  # still pending
-    journal.finish_action(action.id, outcome, response)
-    assert SAVE.describe(journal.action(action.id)) == words
-    (row,) = journal.history(kind="actions")
-    assert SAVE.describe(row) == words
+    assert described(SAVE, journal, action, outcome, response) == ("save not done", words, words)
 
 
 def test_describe_a_plain_dict_and_nothing():
