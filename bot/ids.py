@@ -1,7 +1,7 @@
 """Identifiers shared by the bot and its stand-ins.
 
 `OBJECT_ID_RE` is the pattern SkyPortal accepts for an object (source) id in `POST /api/sources`
-(skyportal-api.md section 1.1: letters, digits, ``_ - ; : + .``, no spaces); a follow-up request's
+(docs/contracts.md, SP 1.1: letters, digits, ``_ - ; : + .``, no spaces); a follow-up request's
 `obj_id` is the same Obj id. ZTF object ids (``ZTF23abjxyzq``) match it.
 """
 

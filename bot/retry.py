@@ -3,7 +3,7 @@ SkyPortal transport share, and the one table of transient HTTP statuses.
 
 Transient HTTP statuses (worth the same request again later): 408 Request Timeout (the server or a
 proxy gave up waiting for the request), 429 Too Many Requests, 500, 502, 503, 504 (SkyPortal's nginx
-and tornado answer these while overloaded or restarting; skyportal-api.md 0.5). Every other status is a
+and tornado answer these while overloaded or restarting; docs/contracts.md, SP 0.5). Every other status is a
 permanent answer to this request (fix the request, the token or the configuration): it is not retried
 and not reported as transient. `Retry-After` is honoured on 429 and 503.
 """

@@ -1,7 +1,7 @@
 """The dates of follow-up requests (pure): Kowalski's start/end date format, SkyPortal's timestamps, naive UTC.
 
 Part of production's follow-up rules (:mod:`bot.core.followup_rules`, which re-exports these names).
-Contract: ``shared/reference/skyportal-api.md`` (SP) and ``shared/reference/kowalski-api.md`` (KW).
+Contract: ``docs/contracts.md``, its SP and KW sections.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Production's follow-up rules (pure): the POST body, the post/update/skip decision; their dates are in
 :mod:`bot.core.followup_dates` (re-exported here).
 
-No I/O here. Everything follows the contract in ``shared/reference/skyportal-api.md`` (SP) and
-``shared/reference/kowalski-api.md`` (KW):
+No I/O here. Everything follows the contract in ``docs/contracts.md`` (its SP and
+KW sections):
 
 - POST body keys: SP 3.1 (marshmallow ``FollowupRequestPost``; an unknown key is a 400).
 - Dates: Kowalski's ``"%Y-%m-%dT%H:%M:%S.%f"`` (SP 3.8, KW 4.3 step 4); SEDM copies them verbatim.

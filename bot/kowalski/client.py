@@ -1,6 +1,6 @@
 """The bot's Kowalski client: a thin, explicit wrapper around penquins 2.4.2.
 
-What it adds to penquins (see shared/reference/kowalski-api.md, section 7):
+What it adds to penquins (see docs/contracts.md, KW 7):
 - errors are data in penquins: every response's `status` is checked; a query Kowalski rejects (HTTP 400,
   e.g. a bad projection) raises `KowalskiError` at once;
 - transient failures (`requests` exceptions, non-JSON bodies, 5xx-like error messages, Mongo timeouts)

@@ -2,7 +2,7 @@
 
 Why an overlapping window: `candidate.jd` is the exposure time, not the ingestion time, and Kowalski
 ingests per Kafka topic with concurrent workers, so an alert with an older jd can appear after one with
-a newer jd (kowalski-api.md gotcha 10). A poll therefore scans `[cursor - overlap_days, until_jd)`
+a newer jd (docs/contracts.md, KW 7.10). A poll therefore scans `[cursor - overlap_days, until_jd)`
 and drops the candids already handled (`state.known_candids`): an alert is lost only if it shows up in
 Kowalski more than `overlap_days` after its exposure, and none is processed twice.
 

@@ -1,7 +1,7 @@
 """Pure builders of the Kowalski query dicts the poller sends (no I/O here).
 
 Every builder returns a complete `/api/queries` body (`{"query_type", "query", "kwargs"}`) for penquins'
-`Kowalski.query`. Shapes follow shared/reference/kowalski-api.md section 5:
+`Kowalski.query`. Shapes follow docs/contracts.md, KW 5:
 
 - `prefilter`: the MongoDB cut every polled alert must pass (positive subtraction, allowed programids,
   brighter than `mag_max`, extra config cuts AND-ed in);

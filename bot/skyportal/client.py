@@ -1,6 +1,6 @@
 """The bot's SkyPortal (Fritz) client: one method per endpoint it uses.
 
-The contract is ``shared/reference/skyportal-api.md`` (cited below as SP <section>). The HTTP
+The contract is ``docs/contracts.md`` (cited below as SP <section>). The HTTP
 transport (auth header, token bucket, defensive decoding, retries of idempotent calls only, token
 scrubbing) is :class:`bot.skyportal.transport.Transport`, which :class:`SkyPortalClient` holds.
 The endpoint methods come in groups: the token and the start-up checks here, the source, comment and

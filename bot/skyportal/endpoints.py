@@ -3,7 +3,7 @@
 :class:`bot.skyportal.client.SkyPortalClient` is these groups together: the source, comment and
 annotation calls (:mod:`bot.skyportal.sources`), the follow-up request calls
 (:mod:`bot.skyportal.followups`) and, in the client itself, the token and the start-up checks.
-The contract is ``shared/reference/skyportal-api.md`` (cited as SP <section>).
+The contract is ``docs/contracts.md`` (cited as SP <section>).
 """
 
 from __future__ import annotations

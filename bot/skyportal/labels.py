@@ -2,7 +2,7 @@
 save and follow-up request of each, read through SkyPortal's API, as the rows `backtest --labels` reads
 (`bot.backtest.labels`: `objectId,label,saved_at,triggered_at`, times ISO UTC).
 
-Read from SkyPortal 8bd346c0 (the code Fritz runs; paths under skyportal/) and shared/reference/skyportal-api.md:
+Read from SkyPortal 8bd346c0 (the code Fritz runs; paths under skyportal/) and docs/contracts.md (SP sections):
 
 - **The group's sources**: ONE paged list, `GET /api/sources?group_ids=G&savedAfter=…&savedBefore=…&sortBy=id&
   sortOrder=asc&numPerPage=N&pageNumber=k` (handlers/api/source.py:2040-2420 over handlers/api/sources.py

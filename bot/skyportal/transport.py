@@ -1,6 +1,6 @@
 """The HTTP transport of the bot's SkyPortal (Fritz) client: auth, rate limit, decoding, retries.
 
-The contract is ``shared/reference/skyportal-api.md`` (cited below as SP <section>):
+The contract is ``docs/contracts.md`` (cited below as SP <section>):
 
 - ``Authorization: token <token>`` on every call (SP 0.1); the token never appears in logs,
   exceptions, reprs or returned data.

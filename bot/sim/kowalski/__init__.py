@@ -1,7 +1,7 @@
 """A local stand-in for Kowalski's HTTP API, for tests and demos (`btsbot sim kowalski`).
 
 The real, unmodified penquins client talks to it exactly as to Kowalski (contract:
-shared/reference/kowalski-api.md): `POST /api/auth`, `GET /` (ping) and `POST /api/queries`
+docs/contracts.md, the Kowalski sections): `POST /api/auth`, `GET /` (ping) and `POST /api/queries`
 (info/catalog_names, find, find_one, count_documents, estimated_document_count, aggregate).
 Queries run on mongomock, so filter/projection/sort/pipeline semantics are Mongo's, not ours.
 

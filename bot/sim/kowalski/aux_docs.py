@@ -1,5 +1,5 @@
 """What Kowalski's ZTF ingester writes into `ZTF_alerts_aux`, one document per objectId:
-`{_id: objectId, cross_matches, prv_candidates[, fp_hists]}` (contract: shared/reference/kowalski-api.md 3.1, 3.3).
+`{_id: objectId, cross_matches, prv_candidates[, fp_hists]}` (contract: docs/contracts.md, KW 3.1, KW 3.3).
 
 Citations are `path:line` in skyportal/kowalski at 51d0078 (`ztf.py` = kowalski/alert_brokers/alert_broker_ztf.py,
 `broker.py` = kowalski/alert_brokers/alert_broker.py):

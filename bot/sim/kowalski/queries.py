@@ -1,5 +1,5 @@
 """The stand-in's query runner: a `POST /api/queries` body executed on mongomock, with Kowalski's checks and
-answers (contract: shared/reference/kowalski-api.md 2.3).
+answers (contract: docs/contracts.md, KW 2.3).
 
 In the order Kowalski does it (kowalski/api/handlers/query.py at 51d0078): the body is validated by the
 pydantic 1.10 `Query` model, whose root validator `check_query` (query.py:170-442) raises ValueError for a

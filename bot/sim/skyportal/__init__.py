@@ -2,7 +2,7 @@
 
 An HTTP server on loopback implementing the endpoints the bot uses (auth, groups, allocations,
 sources, source_groups, comments, annotations, follow-up requests with the SEDM facility), with the
-semantics, status codes, messages and quirks described in shared/reference/skyportal-api.md: the
+semantics, status codes, messages and quirks described in docs/contracts.md (its SP sections): the
 `{"status","data","version"}` envelope, 401 for a missing ACL, 400 for most errors, 404 only where
 SkyPortal sends it, idempotent POST /api/sources, the rolled-back 400 of POST /api/source_groups,
 comment de-duplication, unique annotations per (obj, origin), follow-up constraints answered with

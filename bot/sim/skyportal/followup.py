@@ -223,7 +223,7 @@ class FollowupHandlers(Handlers):
             return self.ok()
         data = self._followup_fields(data)
         if "target_group_ids" in data:
-            # skyportal-api.md 3.4 reads SkyPortal's code as "replaces the target groups", but a running
+            # docs/contracts.md, SP 3.4 reads SkyPortal's code as "replaces the target groups", but a running
             # SkyPortal answers such a PUT with 500 (a SkyPortal bug, issue 7 item 3) and changes nothing:
             # answer as it does, so that a client sending them is caught here and not on Fritz.
             raise ApiError(500, f"Internal Server Error: updating the target groups of follow-up request {rid} "
