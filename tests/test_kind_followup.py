@@ -231,6 +231,22 @@ def test_after_this_runs_save_created_the_source_no_listing_is_read(journal, sky
     assert sent(skyportal, "GET", "/api/followup_request") == [] and len(sent(skyportal, *POST)) == 1
 
 
+def test_the_request_fritz_posts_on_a_new_save_is_not_doubled(journal, skyportal, client):
+    """Fritz's DefaultFollowupRequest: saving a new source to a group makes SkyPortal post a SEDM request
+    itself (SP 3.8), which the run's view of a source its save created does not hold. The bot's POST carries
+    `not_if_duplicates`, so SkyPortal ignores it: one request on Fritz, the bot's follow-up "ignored"."""
+    skyportal.add_default_followup_request(2001, {"observation_type": "IFU", "priority": 2},
+                                           {"group_id": 1001, "name": "^ZTF"}, comment="auto SEDM")
+    s, a = policies(saver("s"), follower("a"))
+    ctx = context(journal, [s, a], client)
+    assert SAVE.execute(ctx, planned(ctx, SAVE, s))[0] == "saved"
+    (auto,) = client.followup_requests(SN)  # Fritz's own request
+    outcome, response = FOLLOWUP.execute(ctx, planned(ctx, FOLLOWUP, a))
+    assert outcome == "ignored" and "already a follow-up request" in response["message"]
+    assert [r["id"] for r in client.followup_requests(SN)] == [auto["id"]]
+    assert sent(skyportal, *POST)[0]["body"]["not_if_duplicates"] is True
+
+
 @pytest.mark.parametrize("order, priority, expected", [
     ("asc", 3, "skipped"), ("asc", 4, "updated"), ("desc", 4, "skipped"), ("desc", 2, "updated")])
 def test_a_request_already_on_fritz_is_skipped_or_its_priority_raised(journal, skyportal, client, order, priority,
