@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
 DOWN_FOR_S = 60.0  # after a failure, the webhook is not tried again for this long (in one process)
 
@@ -39,12 +40,18 @@ class Webhook:
             raise WebhookError("webhook down (failed less than a minute ago); not tried", transient=True)
         try:
             r = self._session.post(self.__url, json={"text": text}, timeout=self.timeout_s)
-        except requests.Timeout:  # it may have been delivered
+        except requests.ConnectTimeout:  # no connection was made: not delivered
+            self._down_until = self._clock() + DOWN_FOR_S
+            raise WebhookError(f"webhook unreachable (no connection in {self.timeout_s:g} s)", transient=True) from None
+        except requests.Timeout:  # sent, no answer in time: it may have been delivered
             self._down_until = self._clock() + DOWN_FOR_S
             raise WebhookError(f"webhook timed out after {self.timeout_s:g} s", transient=True, delivered=None) from None
-        except requests.RequestException as exc:  # connection refused, DNS...: not delivered
+        except requests.RequestException as exc:
             self._down_until = self._clock() + DOWN_FOR_S
-            raise WebhookError(f"webhook unreachable ({type(exc).__name__})", transient=True) from None
+            if _connected(exc):  # e.g. the connection dropped after the request went out: it may have arrived
+                raise WebhookError(f"webhook connection lost before its answer ({type(exc).__name__})",
+                                   transient=True, delivered=None) from None
+            raise WebhookError(f"webhook unreachable ({type(exc).__name__})", transient=True) from None  # refused, DNS
         status, body = r.status_code, (r.text or "")[:100]
         r.close()
         if status == 200:
@@ -56,3 +63,12 @@ class Webhook:
 
     def close(self) -> None:
         self._session.close()
+
+
+def _connected(exc: requests.RequestException) -> bool:
+    """Whether a failed POST had a connection (so its request may have been read): requests wraps urllib3's
+    cause, NewConnectionError (refused, no route, DNS) when none was made, in a MaxRetryError."""
+    if not isinstance(exc, requests.ConnectionError):
+        return False  # e.g. an invalid URL or body: refused before sending
+    cause = exc.args[0] if exc.args else None
+    return not isinstance(getattr(cause, "reason", cause), NewConnectionError)
