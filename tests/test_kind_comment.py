@@ -168,6 +168,17 @@ def test_nothing_changed_on_fritz_is_skipped_without_a_request(journal, about, o
                                                                      "covers": [cid]})
 
 
+def test_a_save_to_some_of_its_groups_is_said(journal):
+    """A save that failed for one group but saved to another changed Fritz: the comment says both."""
+    pols = policies([{"name": "p", "actions": {"save": {"group_ids": [1001, 1002]}}}])
+    ctx = context(journal, pols)
+    did, (cid,) = decide(ctx, pols[0])
+    main(ctx, did, "save", "failed", {"saved": [1001], "already": [], "missing": [1002],
+                                      "message": "not saved to group(s) [1002]"})
+    text = COMMENT.text(ctx, journal.action(cid))
+    assert text is not None and "saved to group 1001; not saved to group 1002 by p" in text
+
+
 def test_a_skipped_lead_covers_its_merged_sibling(journal):
     p1, p2 = policies()
     ctx = context(journal, [p1, p2])

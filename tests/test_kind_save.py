@@ -170,6 +170,8 @@ def test_a_new_source_without_a_position_is_refused_by_fritz(journal, skyportal,
     ("saved", {"saved": [1001], "already": [1002], "missing": []}, "saved to group 1001, 1002"),
     ("already_saved", {"saved": [], "already": [1001], "missing": []}, "already saved to group 1001"),
     ("failed", {"saved": [1001], "already": [], "missing": [1002], "message": "not saved to group(s) [1002]"},
+     "saved to group 1001; not saved to group 1002"),
+    ("failed", {"saved": [], "already": [], "missing": [1002], "message": "not saved to group(s) [1002]"},
      "save failed"),
     ("dry-run", {"would_send": {"method": "POST"}}, "save dry-run"),
 ])

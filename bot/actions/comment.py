@@ -20,6 +20,12 @@ from bot.journal.records import ActionRecord
 CHANGED = {"save": ("saved",), "followup": ("posted", "updated")}  # outcomes that changed Fritz
 
 
+def changed(main: ActionRecord) -> bool:
+    """Whether a main action changed Fritz (a save that failed for one group but saved to another did)."""
+    return main.outcome in CHANGED[main.action] + ("dry-run",) or \
+        (main.action == "save" and main.outcome == "failed" and bool((main.response or {}).get("saved")))
+
+
 class Comment(ActionKind):
     name = config_key = "comment"
     config_type = bool
@@ -56,7 +62,7 @@ class Comment(ActionKind):
         """The comment's text, or None when nothing was changed on Fritz."""
         parts, ev, version = [], None, ""
         for main in self._mains(ctx, self._siblings(ctx, action)):
-            if main.outcome not in CHANGED[main.action] + ("dry-run",):
+            if not changed(main):
                 continue
             ev = ctx.journal.get_decision_by_id(main.decision_id).evidence
             policy = ctx.policies.get(main.policy)

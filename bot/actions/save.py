@@ -64,6 +64,8 @@ class Save(ActionKind):
     def describe(self, action: Mapping) -> str:
         outcome, resp = action.get("outcome"), action.get("response") or {}
         groups = resp.get("saved", []) + resp.get("already", [])
+        if outcome == "failed" and resp.get("saved"):  # some groups saved, some not: both changed what Fritz shows
+            return f"saved to group {ids(resp['saved'])}; not saved to group {ids(resp.get('missing'))}"
         return {"saved": f"saved to group {ids(groups)}", "already_saved": f"already saved to group {ids(groups)}",
                 # journals of versions whose save could land as an invitation (POST /api/sources never does)
                 "pending_invitation": f"save requested (invitation pending) for group {ids(resp.get('pending'))}",
