@@ -3,7 +3,7 @@
 `btsbot models pull` installs the example as two artifacts (`EXAMPLE_ARTIFACTS`): each alert's candidate
 fields (CSV) and its normalised triplet (npy). From them this module rebuilds what ZTF would have sent: a
 packet per alert with the three cutouts as gzipped FITS images and the object's earlier alerts as
-`prv_candidates`. The int8 calibration (`bot.scoring.int8`) scores them, the local Kowalski serves them to
+`prv_candidates`. The int8 calibration (`bot.scoring.quantize`) scores them, the local Kowalski serves them to
 replay the real night of SN 2023tyk (`btsbot demo`), and the tests score them end to end
 (`bot.sim.example_night` re-exports them for the tests).
 

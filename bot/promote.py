@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from bot.core.policies import evaluate
 from bot.core.reasons import why_not
+from bot.journal.records import DecisionRecord
 from bot.timeutil import datetime_to_jd, utc_text
 
 DEFAULT_MAX_AGE_DAYS = 2.0
@@ -35,7 +36,6 @@ class Promotion:
     shadow_jd: float | None  # the dry-run decision's alert
     outcome: str  # "promoted", "too old", "no longer holds", "policy not configured"
     detail: str = ""
-    live_jd: float | None = None  # the alert the live decision is made at (promoted only)
 
     def line(self) -> str:
         head = f"{self.outcome}: {self.policy} {self.objectId} (selected in dry-run at {utc_text(self.shadow_jd)})"
@@ -78,7 +78,7 @@ def promote_dry_run(rt, max_age_days: float = DEFAULT_MAX_AGE_DAYS) -> Promotion
     return report
 
 
-def _promote_one(rt, shadow: dict, policy, now_jd: float, max_age_days: float) -> Promotion:
+def _promote_one(rt, shadow: DecisionRecord, policy, now_jd: float, max_age_days: float) -> Promotion:
     name, oid, jd = shadow.policy, shadow.objectId, shadow.jd
     if policy is None:
         return Promotion(name, oid, jd, "policy not configured", "the config has no policy of that name now")
@@ -93,4 +93,4 @@ def _promote_one(rt, shadow: dict, policy, now_jd: float, max_age_days: float) -
         return Promotion(name, oid, jd, "no longer holds", why_not(policy, history))
     alert = next(a for a in history if a["candid"] == decision.candid)
     rt.actor.plan(decision, alert, promoted_from={"candid": shadow.candid, "jd": jd, "time": shadow.time})
-    return Promotion(name, oid, jd, "promoted", f"live decision at {utc_text(decision.jd)}", decision.jd)
+    return Promotion(name, oid, jd, "promoted", f"live decision at {utc_text(decision.jd)}")

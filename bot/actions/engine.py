@@ -161,7 +161,7 @@ class Actor:
             if not finished:
                 reports.extend(r for r, _ in waited)
                 return True
-            todo = [a for a in (self.journal.action(a.id) for _, a in waited) if a and a.status == "pending"]
+            todo = [a for a in (self.journal.action(a.id) for _, a in waited) if a and a.pending]
         return True
 
     def _run(self, a: ActionRecord) -> ActionReport:

@@ -30,7 +30,7 @@ from typing import Callable, Iterator
 from bot.alert_files import find_alert_files, read_alert_file
 from bot.backtest.cache import ScoreCache, preprocessing_key
 from bot.backtest.errors import BacktestError
-from bot.backtest.sources import Sample, ScorerSpec, _file_evidence, _keyed, cached_files, result_row
+from bot.backtest.sources import Sample, ScorerSpec, cached_files, file_evidence, policy_rows
 from bot.cli.common import EXIT_FAILED, EXIT_USAGE
 
 DASK_HINT = 'Dask is not installed: pip install "btsbot[dask]"'
@@ -187,8 +187,7 @@ def score_partition(desc: ScorerDescription, paths: list[str], skip) -> dict:
     if alerts:
         scorer = worker_scorer(desc)
         results = scorer.finish(scorer.stage(alerts))
-        rows = [result_row(r, desc.model_version) for r in results if _keyed(r)]
-        unscorable.update(r.status for r in results if not _keyed(r))
+        rows, unscorable = policy_rows(results, desc.model_version)
         scored = len(results)
     with _LOCK:
         _TASKS[desc] += 1
@@ -231,7 +230,7 @@ def from_files(inputs, spec: ScorerSpec, cache: ScoreCache | None, dask, chunk: 
     sample = Sample([], "files")
     files = list(find_alert_files(inputs))
     where: dict[int, str] = {}
-    sample.evidence = lambda candid: _file_evidence(where.get(int(candid)), int(candid))
+    sample.evidence = lambda candid: file_evidence(where.get(int(candid)), int(candid))
     sample.inputs = len(files)
     to_read = cached_files(files, cache, mv, pp, sample, where)
     if not to_read:

@@ -95,8 +95,12 @@ def result_row(r, model_version: str) -> dict:
             "fid": r.fid, "precision": r.precision}
 
 
-def _keyed(r) -> bool:
-    return r.candid is not None and r.objectId is not None and r.jd is not None
+def policy_rows(results, model_version: str) -> tuple[list[dict], Counter]:
+    """The ScoreResults as policy rows (`result_row`), and the statuses of those without a candid, objectId or
+    jd (no row can hold them: they are counted as unscorable)."""
+    keyed = [r.candid is not None and r.objectId is not None and r.jd is not None for r in results]
+    return ([result_row(r, model_version) for r, k in zip(results, keyed) if k],
+            Counter(r.status for r, k in zip(results, keyed) if not k))
 
 
 class _Locked:
@@ -122,7 +126,7 @@ def from_files(inputs: Iterable[str], spec: ScorerSpec, cache: ScoreCache | None
     sample = Sample([], "files")
     files = list(find_alert_files(inputs))
     where: dict[int, str] = {}  # candid -> its file, to read an alert's cutouts again for the report
-    sample.evidence = lambda candid: _file_evidence(where.get(int(candid)), int(candid))
+    sample.evidence = lambda candid: file_evidence(where.get(int(candid)), int(candid))
     sample.inputs = len(files)
     locked = _Locked(cache)
     to_read = cached_files(files, cache, mv, pp, sample, where, on_file)
@@ -150,8 +154,8 @@ def from_files(inputs: Iterable[str], spec: ScorerSpec, cache: ScoreCache | None
         sample.cached += len(hits)
         if staged is not None:
             results = spec.scorer.finish(staged)
-            rows = [result_row(r, mv) for r in results if _keyed(r)]
-            sample.unscorable.update(r.status for r in results if not _keyed(r))
+            rows, unkeyed = policy_rows(results, mv)
+            sample.unscorable.update(unkeyed)
             sample.scored_now += len(results)
             sample.alerts.extend(rows)
             if cache is not None:
@@ -195,7 +199,7 @@ def cached_files(files: list[str], cache: ScoreCache | None, mv: str, pp: str, s
     return to_read
 
 
-def _file_evidence(path: str | None, candid: int) -> dict | None:
+def file_evidence(path: str | None, candid: int) -> dict | None:
     """The cutouts and light curve of one alert, read again from its file (the report's FP/FN panels)."""
     from bot.core.evidence import lightcurve, thumbnails
     from bot.core.features import packet_history
@@ -242,10 +246,10 @@ def from_broker(cfg, spec: ScorerSpec, cache: ScoreCache | None, since_jd: float
     todo = [a for a in batch.alerts if int(a["candid"]) not in known]
     if todo:
         results = spec.scorer.score(todo, [batch.histories.get(a.get("objectId"), []) for a in todo])
-        rows = [result_row(r, mv) for r in results if _keyed(r)]
+        rows, unkeyed = policy_rows(results, mv)
         sample.scored_now = len(results)
         sample.alerts.extend(rows)
-        sample.unscorable.update(r.status for r in results if not _keyed(r))
+        sample.unscorable.update(unkeyed)
         if cache is not None:
             cache.put(rows, mv, pp)
     sample.unscorable.update(a["status"] for a in sample.alerts if a.get("score") is None)

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from bot.artifacts import ArtifactError, get_artifact, installed_path
-from bot.example_data import EXAMPLE_ARTIFACTS
+from bot.scoring.int8 import calibration_artifacts
 from bot.scoring.onnx_files import check_conversion, onnx_path
 from bot.scoring.quantize import build_int8
 from bot.scoring.quiet import cache_env, quiet_stderr, tensorflow_env
@@ -39,8 +39,7 @@ def convert_to_onnx(cache: Path, force: bool = False, opset: int = 17, log=lambd
         )
         log(f"{art.label}: converted to {dest}")
         out.append(dest)
-    calibration = [get_artifact("example_data", n) for n in EXAMPLE_ARTIFACTS]
-    absent = [c.label for c in calibration if not _installed(c, cache)]
+    absent = [c.label for c in calibration_artifacts() if not _installed(c, cache)]
     if absent:  # the int8 model is calibrated on them: without them there is none (`auto` picks fp32 ONNX)
         log(f"int8 model not built: its calibration data ({', '.join(absent)}) is not installed; "
             "`btsbot models pull` (without --no-example-data) builds it")

@@ -23,10 +23,15 @@ def meta_path(art: Artifact, cache: Path) -> Path:
     return int8_path(art, cache).with_suffix(".json")
 
 
+def calibration_artifacts() -> list[Artifact]:
+    """The example data the int8 model is calibrated on (`bot.scoring.quantize`)."""
+    return [get_artifact("example_data", name) for name in EXAMPLE_ARTIFACTS]
+
+
 def expected_meta(cache: Path) -> dict:
     art = get_artifact("models", "btsbot")
     check_conversion(art, cache)
-    calib = [get_artifact("example_data", name) for name in EXAMPLE_ARTIFACTS]
+    calib = calibration_artifacts()
     for c in calib:
         installed_path(c, cache)  # raises naming `btsbot models pull`
     return {"source_sha256": art.sha256, "fp32_onnx_sha256": sha256_of(onnx_path(art, cache)),
