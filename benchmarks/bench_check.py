@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_backtest import build_archive  # noqa: E402
 
 from bot.artifacts import cache_root  # noqa: E402
-from bot.scoring.cpu import cpu_flags  # noqa: E402
+from bot.scoring.cpu import cpu_line  # noqa: E402
 
 LAB = """policies:
   - {name: bts_p1, min_score: 0.6, min_alerts: 2, alert_mag_max: 19.0, actions: {save: {group_ids: [1001]}}}
@@ -73,10 +73,7 @@ def main() -> int:
     args = ap.parse_args()
     cache = str(cache_root(args.cache_dir))
     bot = [sys.executable, "-m", "bot"]
-    flags = cpu_flags()
-    print("CPU: " + " ".join(f"{f}={'yes' if f in flags else 'no'}" for f in ("avx2", "avx512f", "avx512_vnni",
-                                                                            "avx_vnni"))
-          + f", {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    print(f"{cpu_line()}, load average {os.getloadavg()[0]:.2f}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="btsbot-bench-") as tmp:
         tmp = Path(tmp)

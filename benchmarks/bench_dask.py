@@ -30,17 +30,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_backtest import build_archive  # noqa: E402
 
 from bot.artifacts import cache_root  # noqa: E402
-from bot.scoring.cpu import cpu_flags  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.split(":")[0].strip() == "model name":
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
+from bot.scoring.cpu import cpu_line  # noqa: E402
 
 
 def run(cmd: list[str]) -> tuple[float, str, str]:
@@ -60,9 +50,7 @@ def main() -> int:
     ap.add_argument("--cache-dir")
     ap.add_argument("--shared", default=str(REPO.parent / "shared"))
     args = ap.parse_args()
-    flags = cpu_flags()
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, "
-          + " ".join(f"{f}={'yes' if f in flags else 'no'}" for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni")))
+    print(cpu_line())
     load0 = os.getloadavg()
     settings = [("one process", []), ("--dask local:1", ["--dask", "local:1"]), ("--dask local:2", ["--dask", "local:2"])]
     rows, outputs, caches = [], {}, {}

@@ -8,7 +8,6 @@ Target (issue 16): under 1 s.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -20,18 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bot.journal import Journal  # noqa: E402
-
-
-def cpu_line() -> str:
-    flags = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores; " + " ".join(f"{f}={'yes' if f in flags else 'no'}" for f in ("avx2", "avx512f", "avx512_vnni"))
+from bot.scoring.cpu import cpu_line  # noqa: E402
 
 
 def main() -> int:
@@ -54,7 +42,7 @@ def main() -> int:
                                  capture_output=True, text=True, cwd=REPO)
             times.append(time.perf_counter() - t0)
             assert out.returncode == 0, out.stderr
-        print(f"CPU: {cpu_line()}")
+        print(cpu_line())
         print(f"btsbot explain, {args.alerts} alerts, {args.runs} runs: median {statistics.median(times):.2f} s "
               f"(min {min(times):.2f}, max {max(times):.2f}); {len(out.stdout.splitlines())} lines")
     return 0

@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO))
 
 from bot.sim.faults import Fault, Faults  # noqa: E402
 from bot.sim.night import CUTOUTS, NIGHT_JD, busy_night  # noqa: E402,F401  (NIGHT_JD: for bench_cycle and bench_memory)
+from bot.scoring.cpu import cpu_line  # noqa: E402
 
 
 BOOM_USER, BOOM_PASSWORD = "bench", "bench-pw"
@@ -315,22 +316,6 @@ def compare(ref: dict, got: dict) -> str:
     return ("NO: " if other else "candids+cutouts yes; ") + text
 
 
-def cpu_line() -> str:
-    """The CPU model and the SIMD flags the scoring backends care about, from /proc/cpuinfo."""
-    model, flags = "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "unknown":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    marks = " ".join(f"{f}={'yes' if f in flags else 'no'}" for f in ("avx2", "avx512f", "avx512_vnni"))
-    return f"CPU: {model}, {os.cpu_count()} cores; {marks}"
-
-
 SHORT = {"POST /api/queries": "queries", "POST /queries/find": "find", "POST /queries/pipeline": "pipeline",
          "GET /surveys/ztf/cutouts": "cutouts",
          "POST /auth": "auth", "GET /catalogs": "catalogs"}
@@ -399,7 +384,7 @@ def main(argv=None) -> int:
               f"Retry-After) + {others} finds, {BoomConfig().max_concurrent} at a time under the client's own "
               f"limit of {BoomConfig().max_requests_per_s:g} requests/s (boom.max_requests_per_s; the proxy allows "
               f"{RATE_PER_S:g}/s, burst {BURST}): >= {floor:.1f} s whatever the latency. Measured "
-              + (f"with the proxy limit enforced by the stand-in: " if args.rate else "without a proxy limit: ")
+              + ("with the proxy limit enforced by the stand-in: " if args.rate else "without a proxy limit: ")
               + f"{r['seconds']:.1f} s.")
     return 0
 

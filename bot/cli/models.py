@@ -51,7 +51,7 @@ def cmd_models_convert(args) -> int:
 def cmd_models_status(args) -> int:
     from bot.artifacts import ArtifactError, installed_path, load_manifest
 
-    from bot.scoring.cpu import VNNI_FLAGS, cpu_flags
+    from bot.scoring.cpu import cpu_marks
     from bot.scoring.int8 import int8_installed
     from bot.scoring.scorer import resolve_backend
 
@@ -66,8 +66,7 @@ def cmd_models_status(args) -> int:
                 missing += 1
                 print(f"missing  {exc}")
     print(f"{'ok' if int8_installed(cache) else 'missing':<8} int8 model (btsbot models convert builds it)")
-    flags = cpu_flags()
-    marks = " ".join(f"{f}={'yes' if f in flags else 'no'}" for f in ("avx2", "avx512f", *VNNI_FLAGS))
+    marks = cpu_marks()
     chosen, why = resolve_backend(cfg.models.backend, cache)
     print(f"backend  models.backend {cfg.models.backend} -> {chosen} for run/demo: {why} (CPU: {marks})")
     return EXIT_OK if not missing else EXIT_FAILED

@@ -9,9 +9,11 @@ prints scores, not decisions: there `auto` is the fp32 model as trained.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni")
+SIMD_FLAGS = ("avx2", "avx512f", *VNNI_FLAGS)  # what the scoring backends' speed depends on
 
 
 def cpu_flags(path: str | Path = "/proc/cpuinfo") -> set[str]:
@@ -24,6 +26,27 @@ def cpu_flags(path: str | Path = "/proc/cpuinfo") -> set[str]:
         if line.startswith(("flags", "Features")):
             return set(line.split(":", 1)[1].split())
     return set()
+
+
+def cpu_model(path: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's model name (Linux), "unknown" where it cannot be read."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return "unknown"
+    return next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                 if line.split(":")[0].strip() == "model name"), "unknown")
+
+
+def cpu_marks(flags: set[str] | None = None) -> str:
+    """`avx2=yes avx512f=yes avx512_vnni=no avx_vnni=no`: the flags named beside every performance figure."""
+    flags = cpu_flags() if flags is None else flags
+    return " ".join(f"{f}={'yes' if f in flags else 'no'}" for f in SIMD_FLAGS)
+
+
+def cpu_line() -> str:
+    """`CPU: <model>, N cores; <cpu_marks>`, the first line of each benchmark."""
+    return f"CPU: {cpu_model()}, {os.cpu_count()} cores; {cpu_marks()}"
 
 
 def choose_backend(requested: str, flags: set[str] | None = None, int8_installed: bool = True,
